@@ -1,0 +1,166 @@
+// The Python binding: the only file that knows about Python. It checks buffers, allocates
+// outputs with the GIL held, then runs the search with the GIL released. The search runs
+// on a helper thread while this thread waits in short slices, taking the GIL back only to
+// check for Ctrl-C (signals are delivered to the main thread), so a long call can be
+// interrupted and other Python threads run meanwhile.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "recbatch/packed_items.hpp"
+#include "recbatch/search.hpp"
+#include "recbatch/simd_level.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style>;
+using Int64Array = py::array_t<std::int64_t, py::array::c_style>;
+using ByteArray = py::array_t<std::uint8_t, py::array::c_style>;
+
+void require(bool ok, const std::string& message) {
+    if (!ok) throw py::value_error(message);
+}
+
+class ItemIndex {
+public:
+    explicit ItemIndex(const FloatArray& items) {
+        require(items.ndim() == 2, "items must be a 2-D array");
+        require(items.shape(0) > 0 && items.shape(1) > 0, "items must have at least one row and one column");
+        const float* data = items.data();
+        const auto n = static_cast<std::size_t>(items.shape(0)), d = static_cast<std::size_t>(items.shape(1));
+        py::gil_scoped_release release;
+        packed_ = std::make_shared<const recbatch::PackedItems>(data, n, d);
+    }
+
+    std::size_t n_items() const { return packed_->n_items(); }
+    std::size_t dim() const { return packed_->dim(); }
+
+    py::tuple search(const FloatArray& queries, std::int64_t k, const std::optional<Int64Array>& indptr,
+                     const std::optional<Int64Array>& indices, const std::optional<ByteArray>& allow,
+                     std::int64_t threads, bool logsumexp, const std::string& simd) const {
+        require(queries.ndim() == 2, "queries must be a 2-D array");
+        require(static_cast<std::size_t>(queries.shape(1)) == dim(), "queries and items differ in dim");
+        require(k >= 1, "k must be >= 1");
+        require(threads >= 1, "threads must be >= 1");
+        const auto n = static_cast<std::size_t>(queries.shape(0));
+        recbatch::SearchInput input;
+        input.queries = queries.data();
+        input.n_queries = n;
+        require(indptr.has_value() == indices.has_value(), "exclude needs both indptr and indices");
+        if (indptr) {
+            require(indptr->ndim() == 1 && static_cast<std::size_t>(indptr->shape(0)) == n + 1,
+                    "exclude indptr must have n_queries + 1 entries");
+            const std::int64_t* p = indptr->data();
+            require(p[0] == 0 && p[n] == indices->shape(0), "exclude indptr must start at 0 and end at len(indices)");
+            const std::int64_t* ix = indices->data();
+            for (std::size_t row = 0; row < n; ++row) {
+                require(p[row] <= p[row + 1], "exclude indptr must not decrease");
+                for (std::int64_t j = p[row]; j < p[row + 1]; ++j) {
+                    require(ix[j] >= 0 && static_cast<std::size_t>(ix[j]) < n_items(), "exclude index out of range");
+                    require(j == p[row] || ix[j - 1] <= ix[j], "exclude indices must be sorted within each row");
+                }
+            }
+            input.exclude_indptr = p;
+            input.exclude_indices = ix;
+        }
+        if (allow) {
+            require(allow->ndim() == 1 && static_cast<std::size_t>(allow->shape(0)) == n_items(),
+                    "allow must have one entry per item");
+            input.allow = allow->data();
+        }
+        recbatch::SearchOptions options;
+        options.k = static_cast<std::size_t>(k);
+        options.threads = static_cast<std::size_t>(threads);
+        options.logsumexp = logsumexp;
+        try {
+            options.level = recbatch::parse_simd_level(simd);
+        } catch (const std::invalid_argument& e) {
+            throw py::value_error(e.what());
+        }
+        require(static_cast<int>(options.level) <= static_cast<int>(recbatch::detected_simd_level()),
+                "SIMD level '" + simd + "' is not supported by this CPU");
+
+        Int64Array out_indices({n, options.k});
+        FloatArray out_scores({n, options.k});
+        py::object out_lse = py::none();
+        recbatch::SearchOutput output;
+        output.indices = out_indices.mutable_data();
+        output.scores = out_scores.mutable_data();
+        if (logsumexp) {
+            py::array_t<double> lse(static_cast<py::ssize_t>(n));
+            output.logsumexp = lse.mutable_data();
+            out_lse = lse;
+        }
+        run_interruptibly(input, options, output);
+        return py::make_tuple(out_indices, out_scores, out_lse);
+    }
+
+private:
+    void run_interruptibly(const recbatch::SearchInput& input, recbatch::SearchOptions options,
+                           const recbatch::SearchOutput& output) const {
+        std::atomic<bool> cancel{false};
+        options.cancel = &cancel;
+        auto packed = packed_;
+        std::packaged_task<bool()> task([&, packed] { return recbatch::search(*packed, input, options, output); });
+        std::future<bool> done = task.get_future();
+        std::thread runner(std::move(task));
+        bool interrupted = false;
+        for (;;) {
+            std::future_status status;
+            {
+                py::gil_scoped_release release;
+                status = done.wait_for(std::chrono::milliseconds(50));
+            }
+            if (status == std::future_status::ready) break;
+            if (PyErr_CheckSignals() != 0) {
+                interrupted = true;
+                cancel.store(true);
+                py::gil_scoped_release release;
+                done.wait();
+                break;
+            }
+        }
+        runner.join();
+        if (interrupted) throw py::error_already_set();
+        try {
+            done.get();
+        } catch (const std::invalid_argument& e) {
+            throw py::value_error(e.what());
+        }
+    }
+
+    std::shared_ptr<const recbatch::PackedItems> packed_;
+};
+
+std::vector<std::string> level_names(const std::vector<recbatch::SimdLevel>& levels) {
+    std::vector<std::string> names;
+    for (auto level : levels) names.emplace_back(recbatch::simd_level_name(level));
+    return names;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
+    m.doc() = "recbatch's compiled kernel; use the recbatch package, not this module";
+    m.attr("__version__") = RECBATCH_VERSION;
+    m.def("detected_simd_level", [] { return std::string(recbatch::simd_level_name(recbatch::detected_simd_level())); });
+    m.def("available_simd_levels", [] { return level_names(recbatch::available_simd_levels()); });
+    m.def("default_thread_count", &recbatch::default_thread_count);
+    py::class_<ItemIndex>(m, "ItemIndex")
+        .def(py::init<const FloatArray&>(), py::arg("items"))
+        .def_property_readonly("n_items", &ItemIndex::n_items)
+        .def_property_readonly("dim", &ItemIndex::dim)
+        .def("search", &ItemIndex::search, py::arg("queries"), py::arg("k"), py::arg("exclude_indptr"),
+             py::arg("exclude_indices"), py::arg("allow"), py::arg("threads"), py::arg("logsumexp"), py::arg("simd"));
+}

@@ -1,0 +1,51 @@
+// Exact top-k inner-product search over a packed item catalogue.
+//
+// For every query row, the k items with the largest inner product, sorted by score
+// descending with ties broken by the lower item index; rows with fewer than k eligible
+// items are padded with index -1 and score -inf. Optionally the log-sum-exp of every
+// eligible score, computed in the same pass. Never materialises the n x m score matrix.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "recbatch/packed_items.hpp"
+#include "recbatch/simd_level.hpp"
+
+namespace recbatch {
+
+struct SearchInput {
+    const float* queries = nullptr;  // row-major (n_queries x dim)
+    std::size_t n_queries = 0;
+    // Per-query exclusions in CSR form, each row sorted ascending (nullptr: none).
+    const std::int64_t* exclude_indptr = nullptr;
+    const std::int64_t* exclude_indices = nullptr;
+    // Items that may be returned at all, one byte per item (nullptr: every item).
+    const std::uint8_t* allow = nullptr;
+};
+
+struct SearchOptions {
+    std::size_t k = 10;
+    std::size_t threads = 1;
+    bool logsumexp = false;
+    SimdLevel level = SimdLevel::scalar;
+    // Polled between tiles; when it turns true the search stops early and returns false.
+    const std::atomic<bool>* cancel = nullptr;
+};
+
+struct SearchOutput {
+    std::int64_t* indices = nullptr;  // n_queries x k
+    float* scores = nullptr;          // n_queries x k
+    double* logsumexp = nullptr;      // n_queries, only read when options.logsumexp
+};
+
+// Returns false when cancelled (outputs are then incomplete). Throws std::invalid_argument
+// for a level this CPU cannot run.
+bool search(const PackedItems& items, const SearchInput& input, const SearchOptions& options,
+            const SearchOutput& output);
+
+// The CPUs this process may run on (its affinity mask), at least 1.
+std::size_t default_thread_count();
+
+}  // namespace recbatch

@@ -1,0 +1,148 @@
+// AVX2 + FMA kernel (compiled with -mavx2 -mfma; run only where the CPU has them).
+//
+// Register blocking: 6 query rows x 16 items = 12 ymm accumulators, plus two item vectors
+// and one broadcast, within the 16 ymm registers; a 32-item block is done in two halves
+// and a 12-row group in two sub-groups.
+#include <immintrin.h>
+#include <math.h>
+
+#include "kernels/score_tile.hpp"
+
+namespace recbatch::kernels::avx2 {
+namespace {
+
+constexpr std::size_t kBlock = 32;
+constexpr std::size_t kSubRows = 6;
+
+template <int R>
+void score_rows(const TileJob& job, std::size_t row0) {
+    const float* q[R];
+    for (int r = 0; r < R; ++r) q[r] = job.queries[row0 + r];
+    const std::size_t dim = job.dim, row_floats = job.n_blocks * kBlock;
+    for (std::size_t b = 0; b < job.n_blocks; ++b) {
+        const float* panel = job.panels + b * dim * kBlock;
+        std::uint32_t above[R] = {};
+        for (int half = 0; half < 2; ++half) {
+            const float* column = panel + 16 * half;
+            __m256 acc[R][2];
+            for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+            for (std::size_t d = 0; d < dim; ++d) {
+                const __m256 lo = _mm256_load_ps(column + d * kBlock);
+                const __m256 hi = _mm256_load_ps(column + d * kBlock + 8);
+                for (int r = 0; r < R; ++r) {
+                    const __m256 qv = _mm256_broadcast_ss(q[r] + d);
+                    acc[r][0] = _mm256_fmadd_ps(qv, lo, acc[r][0]);
+                    acc[r][1] = _mm256_fmadd_ps(qv, hi, acc[r][1]);
+                }
+            }
+            for (int r = 0; r < R; ++r) {
+                const std::size_t row = row0 + r;
+                float* out = job.scores + row * row_floats + b * kBlock + 16 * half;
+                _mm256_storeu_ps(out, acc[r][0]);
+                _mm256_storeu_ps(out + 8, acc[r][1]);
+                const __m256 threshold = _mm256_set1_ps(job.thresholds[row]);
+                const std::uint32_t bits =
+                    static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(acc[r][0], threshold, _CMP_GT_OQ))) |
+                    (static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(acc[r][1], threshold, _CMP_GT_OQ)))
+                     << 8);
+                above[r] |= bits << (16 * half);
+            }
+        }
+        for (int r = 0; r < R; ++r) {
+            const std::size_t row = row0 + r;
+            job.candidates[row * job.n_blocks + b] = above[r] & job.eligible[row * job.n_blocks + b];
+        }
+    }
+}
+
+void score_group(const TileJob& job, std::size_t row0, std::size_t rows) {
+    switch (rows) {
+        case 6: score_rows<6>(job, row0); break;
+        case 5: score_rows<5>(job, row0); break;
+        case 4: score_rows<4>(job, row0); break;
+        case 3: score_rows<3>(job, row0); break;
+        case 2: score_rows<2>(job, row0); break;
+        default: score_rows<1>(job, row0); break;
+    }
+}
+
+// Lanes of an 8-bit eligibility mask as a vector mask.
+__m256 lane_mask(std::uint32_t bits) {
+    const __m256i lanes = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i set = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits & 0xffu)), lanes);
+    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(set, lanes));
+}
+
+float horizontal_max(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+float horizontal_sum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+// exp for x <= 0: range reduction by ln 2, degree-6 polynomial, exponent bits for 2^n;
+// relative error about 2e-7. Inputs below -87 are clamped (negligible next to exp(0) = 1).
+__m256 exp_nonpositive(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    const __m256 y = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(exponent));
+}
+
+void update_logsumexp(const TileJob& job, std::size_t row) {
+    const float* scores = job.scores + row * job.n_blocks * kBlock;
+    const std::uint32_t* eligible = job.eligible + row * job.n_blocks;
+    const __m256 minus_inf = _mm256_set1_ps(-INFINITY);
+    __m256 vmax = minus_inf;
+    for (std::size_t b = 0; b < job.n_blocks; ++b)
+        for (int part = 0; part < 4; ++part) {
+            const __m256 v = _mm256_loadu_ps(scores + b * kBlock + 8 * part);
+            vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(minus_inf, v, lane_mask(eligible[b] >> (8 * part))));
+        }
+    const float tile_max = horizontal_max(vmax);
+    if (tile_max == -INFINITY) return;  // nothing eligible in this tile
+    if (tile_max > job.lse_max[row]) {
+        job.lse_sum[row] *= exp(static_cast<double>(job.lse_max[row]) - static_cast<double>(tile_max));
+        job.lse_max[row] = tile_max;
+    }
+    const __m256 shift = _mm256_set1_ps(job.lse_max[row]);
+    __m256 sum = _mm256_setzero_ps();
+    for (std::size_t b = 0; b < job.n_blocks; ++b)
+        for (int part = 0; part < 4; ++part) {
+            const std::uint32_t bits = (eligible[b] >> (8 * part)) & 0xffu;
+            if (bits == 0) continue;
+            const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(scores + b * kBlock + 8 * part), shift));
+            sum = _mm256_add_ps(sum, _mm256_and_ps(e, lane_mask(bits)));
+        }
+    job.lse_sum[row] += static_cast<double>(horizontal_sum(sum));
+}
+
+}  // namespace
+
+void score_tile(const TileJob& job) {
+    for (std::size_t row0 = 0; row0 < job.n_rows; row0 += kSubRows) {
+        const std::size_t rows = job.n_rows - row0 < kSubRows ? job.n_rows - row0 : kSubRows;
+        score_group(job, row0, rows);
+    }
+    if (job.lse_max != nullptr)
+        for (std::size_t r = 0; r < job.n_rows; ++r) update_logsumexp(job, r);
+}
+
+}  // namespace recbatch::kernels::avx2

@@ -1,0 +1,116 @@
+// AVX-512 kernel (compiled with -mavx512f/dq/bw/vl -mfma; run only where the CPU has them).
+//
+// Register blocking: 12 query rows x 32 items = 24 zmm accumulators. Per dimension the
+// kernel loads the block's two 16-item vectors once and broadcasts each row's query value,
+// so 14 loads feed 24 FMAs and the FMA units, not the load ports, set the pace.
+#include <immintrin.h>
+#include <math.h>
+
+#include "kernels/score_tile.hpp"
+
+namespace recbatch::kernels::avx512 {
+namespace {
+
+constexpr std::size_t kBlock = 32;
+
+template <int R>
+void score_rows(const TileJob& job, std::size_t row0) {
+    const float* q[R];
+    for (int r = 0; r < R; ++r) q[r] = job.queries[row0 + r];
+    const std::size_t dim = job.dim, row_floats = job.n_blocks * kBlock;
+    for (std::size_t b = 0; b < job.n_blocks; ++b) {
+        const float* panel = job.panels + b * dim * kBlock;
+        __m512 acc[R][2];
+        for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        for (std::size_t d = 0; d < dim; ++d) {
+            const __m512 lo = _mm512_load_ps(panel + d * kBlock);
+            const __m512 hi = _mm512_load_ps(panel + d * kBlock + 16);
+            for (int r = 0; r < R; ++r) {
+                const __m512 qv = _mm512_set1_ps(q[r][d]);
+                acc[r][0] = _mm512_fmadd_ps(qv, lo, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(qv, hi, acc[r][1]);
+            }
+        }
+        for (int r = 0; r < R; ++r) {
+            const std::size_t row = row0 + r;
+            float* out = job.scores + row * row_floats + b * kBlock;
+            _mm512_storeu_ps(out, acc[r][0]);
+            _mm512_storeu_ps(out + 16, acc[r][1]);
+            const __m512 threshold = _mm512_set1_ps(job.thresholds[row]);
+            const std::uint32_t above =
+                static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[r][0], threshold, _CMP_GT_OQ)) |
+                (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[r][1], threshold, _CMP_GT_OQ)) << 16);
+            job.candidates[row * job.n_blocks + b] = above & job.eligible[row * job.n_blocks + b];
+        }
+    }
+}
+
+// exp for x <= 0 (Cephes-style: range reduction by ln 2, degree-6 polynomial, scalef);
+// relative error about 2e-7. Inputs below -87 are clamped: their share of a sum that
+// already holds exp(0) = 1 is below float precision anyway.
+__m512 exp_nonpositive(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    const __m512 y = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(y, n);
+}
+
+void update_logsumexp(const TileJob& job, std::size_t row) {
+    const float* scores = job.scores + row * job.n_blocks * kBlock;
+    const std::uint32_t* eligible = job.eligible + row * job.n_blocks;
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (std::size_t b = 0; b < job.n_blocks; ++b) {
+        vmax = _mm512_mask_max_ps(vmax, static_cast<__mmask16>(eligible[b]), vmax, _mm512_loadu_ps(scores + b * kBlock));
+        vmax = _mm512_mask_max_ps(vmax, static_cast<__mmask16>(eligible[b] >> 16), vmax,
+                                  _mm512_loadu_ps(scores + b * kBlock + 16));
+    }
+    const float tile_max = _mm512_reduce_max_ps(vmax);
+    if (tile_max == -INFINITY) return;  // nothing eligible in this tile
+    if (tile_max > job.lse_max[row]) {
+        job.lse_sum[row] *= exp(static_cast<double>(job.lse_max[row]) - static_cast<double>(tile_max));
+        job.lse_max[row] = tile_max;
+    }
+    const __m512 shift = _mm512_set1_ps(job.lse_max[row]);
+    __m512 sum = _mm512_setzero_ps();
+    for (std::size_t b = 0; b < job.n_blocks; ++b) {
+        for (int half = 0; half < 2; ++half) {
+            const __mmask16 mask = static_cast<__mmask16>(eligible[b] >> (16 * half));
+            if (mask == 0) continue;
+            const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(scores + b * kBlock + 16 * half), shift));
+            sum = _mm512_mask_add_ps(sum, mask, sum, e);
+        }
+    }
+    job.lse_sum[row] += static_cast<double>(_mm512_reduce_add_ps(sum));
+}
+
+}  // namespace
+
+void score_tile(const TileJob& job) {
+    switch (job.n_rows) {
+        case 12: score_rows<12>(job, 0); break;
+        case 11: score_rows<11>(job, 0); break;
+        case 10: score_rows<10>(job, 0); break;
+        case 9: score_rows<9>(job, 0); break;
+        case 8: score_rows<8>(job, 0); break;
+        case 7: score_rows<7>(job, 0); break;
+        case 6: score_rows<6>(job, 0); break;
+        case 5: score_rows<5>(job, 0); break;
+        case 4: score_rows<4>(job, 0); break;
+        case 3: score_rows<3>(job, 0); break;
+        case 2: score_rows<2>(job, 0); break;
+        default: score_rows<1>(job, 0); break;
+    }
+    if (job.lse_max != nullptr)
+        for (std::size_t r = 0; r < job.n_rows; ++r) update_logsumexp(job, r);
+}
+
+}  // namespace recbatch::kernels::avx512

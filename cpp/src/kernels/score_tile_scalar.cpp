@@ -1,0 +1,58 @@
+// Portable kernel: plain C++ that every CPU of the architecture runs (the compiler may
+// auto-vectorise it with the baseline ISA only). It is also the reference the SIMD
+// kernels are tested against.
+#include <cmath>
+
+#include "kernels/score_tile.hpp"
+
+namespace recbatch::kernels::scalar {
+namespace {
+
+constexpr std::size_t kBlock = 32;
+
+void score_row_block(const float* query, const float* panel, std::size_t dim, float* out) {
+    float acc[kBlock] = {};
+    for (std::size_t d = 0; d < dim; ++d) {
+        const float q = query[d];
+        const float* column = panel + d * kBlock;
+        for (std::size_t j = 0; j < kBlock; ++j) acc[j] += q * column[j];
+    }
+    for (std::size_t j = 0; j < kBlock; ++j) out[j] = acc[j];
+}
+
+}  // namespace
+
+void score_tile(const TileJob& job) {
+    const std::size_t row_floats = job.n_blocks * kBlock;
+    for (std::size_t r = 0; r < job.n_rows; ++r) {
+        float* row_scores = job.scores + r * row_floats;
+        const std::uint32_t* eligible = job.eligible + r * job.n_blocks;
+        const float threshold = job.thresholds[r];
+        for (std::size_t b = 0; b < job.n_blocks; ++b) {
+            float* out = row_scores + b * kBlock;
+            score_row_block(job.queries[r], job.panels + b * job.dim * kBlock, job.dim, out);
+            std::uint32_t mask = 0;
+            for (std::size_t j = 0; j < kBlock; ++j)
+                mask |= static_cast<std::uint32_t>(out[j] > threshold) << j;
+            job.candidates[r * job.n_blocks + b] = mask & eligible[b];
+        }
+        if (job.lse_max == nullptr) continue;
+        float tile_max = -INFINITY;
+        for (std::size_t b = 0; b < job.n_blocks; ++b)
+            for (std::size_t j = 0; j < kBlock; ++j)
+                if ((eligible[b] >> j) & 1u) tile_max = std::fmax(tile_max, row_scores[b * kBlock + j]);
+        if (tile_max == -INFINITY) continue;
+        if (tile_max > job.lse_max[r]) {
+            job.lse_sum[r] *= std::exp(static_cast<double>(job.lse_max[r]) - tile_max);
+            job.lse_max[r] = tile_max;
+        }
+        const float shift = job.lse_max[r];
+        double sum = 0.0;
+        for (std::size_t b = 0; b < job.n_blocks; ++b)
+            for (std::size_t j = 0; j < kBlock; ++j)
+                if ((eligible[b] >> j) & 1u) sum += std::exp(static_cast<double>(row_scores[b * kBlock + j] - shift));
+        job.lse_sum[r] += sum;
+    }
+}
+
+}  // namespace recbatch::kernels::scalar

@@ -1,0 +1,28 @@
+"""Type stub for the compiled extension (cpp/bindings/module.cpp)."""
+
+import numpy as np
+from numpy.typing import NDArray
+
+__version__: str
+
+def detected_simd_level() -> str: ...
+def available_simd_levels() -> list[str]: ...
+def default_thread_count() -> int: ...
+
+class ItemIndex:
+    def __init__(self, items: NDArray[np.float32]) -> None: ...
+    @property
+    def n_items(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    def search(
+        self,
+        queries: NDArray[np.float32],
+        k: int,
+        exclude_indptr: NDArray[np.int64] | None,
+        exclude_indices: NDArray[np.int64] | None,
+        allow: NDArray[np.uint8] | None,
+        threads: int,
+        logsumexp: bool,
+        simd: str,
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.float64] | None]: ...

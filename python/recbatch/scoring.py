@@ -1,0 +1,261 @@
+"""The scoring API: exact top-k inner-product search over an item catalogue.
+
+This module validates and coerces user input, then hands raw contiguous buffers to
+the compiled kernel (``recbatch._core``). It holds no algorithm of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from recbatch import _core
+
+__all__ = [
+    "ExcludeLike",
+    "ItemIndex",
+    "TopKResult",
+    "available_simd_levels",
+    "default_threads",
+    "simd_level",
+    "top_k",
+]
+
+#: Per-query exclusions: a ``scipy.sparse`` CSR matrix of shape (n_queries, n_items)
+#: or an ``(indptr, indices)`` pair in CSR layout.
+ExcludeLike = Union[Any, tuple[ArrayLike, ArrayLike]]
+
+_LEVEL_ORDER = ("scalar", "avx2", "avx512", "neon")
+
+
+@dataclass(frozen=True)
+class TopKResult:
+    """The k best items per query.
+
+    Attributes:
+        indices: (n, k) int64 item rows, best first; -1 where fewer than k items were eligible.
+        scores: (n, k) float32 inner products matching ``indices``; -inf where padded.
+        logsumexp: (n,) float64 ``log(sum_j exp(q . v_j))`` over every eligible item, or None
+            when it was not asked for (-inf where no item was eligible).
+    """
+
+    indices: NDArray[np.int64]
+    scores: NDArray[np.float32]
+    logsumexp: NDArray[np.float64] | None = None
+
+
+def available_simd_levels() -> list[str]:
+    """The SIMD paths this CPU can run, lowest first (``"scalar"`` is always there)."""
+    return list(_core.available_simd_levels())
+
+
+def simd_level() -> str:
+    """The SIMD path searches use by default.
+
+    That is the widest path the CPU supports, unless the environment variable
+    ``RECBATCH_SIMD`` names a lower one (it can never raise the level above the CPU's).
+    """
+    detected = _core.detected_simd_level()
+    wanted = os.environ.get("RECBATCH_SIMD", "").strip().lower()
+    if not wanted:
+        return detected
+    available = available_simd_levels()
+    if wanted not in _LEVEL_ORDER:
+        msg = f"RECBATCH_SIMD={wanted!r} is not a SIMD level; expected one of {', '.join(available)}"
+        raise ValueError(msg)
+    if wanted not in available:
+        # A level the CPU lacks would crash with an illegal instruction: keep the detected one.
+        return detected
+    return wanted
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on (its affinity mask, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _as_matrix(name: str, value: ArrayLike) -> NDArray[np.float32]:
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiub":
+        msg = f"{name} must hold real numbers, got dtype {array.dtype}"
+        raise TypeError(msg)
+    if array.ndim != 2:
+        msg = f"{name} must be a 2-D array (rows x dim), got {array.ndim} dimension(s)"
+        raise ValueError(msg)
+    if array.shape[1] < 1:
+        msg = f"{name} must have at least one column (dim >= 1)"
+        raise ValueError(msg)
+    # One copy at most: to contiguous float32 (other float dtypes are rounded to float32).
+    matrix = np.ascontiguousarray(array, dtype=np.float32)
+    finite_rows = np.isfinite(matrix).all(axis=1)
+    if not finite_rows.all():
+        bad = int(np.flatnonzero(~finite_rows)[0])
+        msg = f"{name} must be finite: row {bad} holds NaN or infinity"
+        if array.dtype != np.float32 and np.isfinite(np.asarray(array[bad], dtype=np.float64)).all():
+            msg += " after conversion to float32 (a value is beyond float32's range)"
+        raise ValueError(msg)
+    return matrix
+
+
+def _exclusions(
+    exclude: ExcludeLike | None, n_queries: int, n_items: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]] | tuple[None, None]:
+    if exclude is None:
+        return None, None
+    if isinstance(exclude, tuple):
+        if len(exclude) != 2:
+            msg = "exclude as a tuple must be (indptr, indices)"
+            raise TypeError(msg)
+        indptr = np.asarray(exclude[0])
+        indices = np.asarray(exclude[1])
+    elif hasattr(exclude, "tocsr") and hasattr(exclude, "shape"):
+        shape = tuple(exclude.shape)
+        if shape != (n_queries, n_items):
+            msg = f"exclude must have shape (n_queries, n_items) = ({n_queries}, {n_items}), got {shape}"
+            raise ValueError(msg)
+        csr = exclude.tocsr()
+        indptr = np.asarray(csr.indptr)
+        indices = np.asarray(csr.indices)
+    else:
+        msg = "exclude must be a scipy.sparse CSR matrix or an (indptr, indices) pair"
+        raise TypeError(msg)
+    for name, arr in (("exclude indptr", indptr), ("exclude indices", indices)):
+        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+            msg = f"{name} must be a 1-D integer array"
+            raise TypeError(msg)
+    if indptr.shape[0] != n_queries + 1:
+        msg = f"exclude indptr must have n_queries + 1 = {n_queries + 1} entries, got {indptr.shape[0]}"
+        raise ValueError(msg)
+    indptr64 = indptr.astype(np.int64)
+    if indptr64[0] != 0 or indptr64[-1] != indices.shape[0] or np.any(np.diff(indptr64) < 0):
+        msg = "exclude indptr must start at 0, never decrease, and end at len(indices)"
+        raise ValueError(msg)
+    indices64 = indices.astype(np.int64)
+    if indices64.size and (indices64.min() < 0 or indices64.max() >= n_items):
+        bad = int(np.flatnonzero((indices64 < 0) | (indices64 >= n_items))[0])
+        msg = f"exclude indices must lie in [0, {n_items}): entry {bad} is {int(indices64[bad])}"
+        raise ValueError(msg)
+    # The kernel walks each row with a cursor, so rows must be sorted.
+    rows = np.repeat(np.arange(n_queries, dtype=np.int64), np.diff(indptr64))
+    order = np.lexsort((indices64, rows))
+    return np.ascontiguousarray(indptr64), np.ascontiguousarray(indices64[order])
+
+
+def _allow_mask(allow: ArrayLike | None, n_items: int) -> NDArray[np.uint8] | None:
+    if allow is None:
+        return None
+    array = np.asarray(allow)
+    if array.dtype == np.bool_:
+        if array.shape != (n_items,):
+            msg = f"allow as a boolean mask must have length n_items = {n_items}, got shape {array.shape}"
+            raise ValueError(msg)
+        return np.ascontiguousarray(array, dtype=np.uint8)
+    if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
+        msg = "allow must be a boolean mask of length n_items or a 1-D array of item indices"
+        raise TypeError(msg)
+    if array.size and (array.min() < 0 or array.max() >= n_items):
+        msg = f"allow indices must lie in [0, {n_items})"
+        raise ValueError(msg)
+    mask = np.zeros(n_items, dtype=np.uint8)
+    mask[array.astype(np.int64)] = 1
+    return mask
+
+
+class ItemIndex:
+    """An item catalogue packed once for repeated exact top-k searches.
+
+    Args:
+        items: (m, d) item vectors. Converted to contiguous float32 (one copy) and then
+            packed into the kernel's layout; the caller's array is not referenced afterwards.
+    """
+
+    def __init__(self, items: ArrayLike) -> None:
+        matrix = _as_matrix("items", items)
+        if matrix.shape[0] < 1:
+            msg = "items must have at least one row"
+            raise ValueError(msg)
+        self._index = _core.ItemIndex(matrix)
+
+    @property
+    def n_items(self) -> int:
+        """The number of items (m)."""
+        return self._index.n_items
+
+    @property
+    def dim(self) -> int:
+        """The vector dimension (d)."""
+        return self._index.dim
+
+    def search(
+        self,
+        queries: ArrayLike,
+        k: int,
+        *,
+        exclude: ExcludeLike | None = None,
+        allow: ArrayLike | None = None,
+        threads: int | None = None,
+        logsumexp: bool = False,
+        simd: str | None = None,
+    ) -> TopKResult:
+        """The k items with the largest inner product for every query.
+
+        Args:
+            queries: (n, d) query vectors (users, or items for related items).
+            k: how many items per query (>= 1; more than n_items pads with -1 / -inf).
+            exclude: per-query items that must not be returned (CSR (n, m), or (indptr, indices)).
+            allow: the only items that may be returned: a boolean mask of length m or indices.
+            threads: worker threads; default: the CPUs this process may run on.
+            logsumexp: also return log(sum(exp(scores))) over every eligible item.
+            simd: force a SIMD path (``"scalar"``, ``"avx2"``, ...) no wider than the CPU's.
+
+        Returns:
+            A :class:`TopKResult`; rows sorted by score, ties broken by lower item index.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            msg = f"k must be an integer, got {type(k).__name__}"
+            raise TypeError(msg)
+        if k < 1:
+            msg = f"k must be >= 1, got {k}"
+            raise ValueError(msg)
+        matrix = _as_matrix("queries", queries)
+        if matrix.shape[1] != self.dim:
+            msg = f"queries have dim {matrix.shape[1]} but the items have dim {self.dim}"
+            raise ValueError(msg)
+        if threads is None:
+            threads = default_threads()
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            msg = f"threads must be a positive integer, got {threads!r}"
+            raise ValueError(msg)
+        level = simd_level() if simd is None else simd.strip().lower()
+        if level not in available_simd_levels():
+            msg = f"simd={simd!r} is not available on this CPU; available: {available_simd_levels()}"
+            raise ValueError(msg)
+        indptr, indices = _exclusions(exclude, matrix.shape[0], self.n_items)
+        mask = _allow_mask(allow, self.n_items)
+        top_indices, top_scores, lse = self._index.search(
+            matrix, int(k), indptr, indices, mask, int(threads), bool(logsumexp), level
+        )
+        return TopKResult(indices=top_indices, scores=top_scores, logsumexp=lse)
+
+
+def top_k(
+    queries: ArrayLike,
+    items: ArrayLike,
+    k: int,
+    *,
+    exclude: ExcludeLike | None = None,
+    allow: ArrayLike | None = None,
+    threads: int | None = None,
+    logsumexp: bool = False,
+    simd: str | None = None,
+) -> TopKResult:
+    """One-shot form of :meth:`ItemIndex.search` (packs ``items`` for this call only)."""
+    return ItemIndex(items).search(
+        queries, k, exclude=exclude, allow=allow, threads=threads, logsumexp=logsumexp, simd=simd
+    )
