@@ -92,7 +92,8 @@ def _as_matrix(name: str, value: ArrayLike) -> NDArray[np.float32]:
         msg = f"{name} must have at least one column (dim >= 1)"
         raise ValueError(msg)
     # One copy at most: to contiguous float32 (other float dtypes are rounded to float32).
-    matrix = np.ascontiguousarray(array, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, naming the row
+        matrix = np.ascontiguousarray(array, dtype=np.float32)
     finite_rows = np.isfinite(matrix).all(axis=1)
     if not finite_rows.all():
         bad = int(np.flatnonzero(~finite_rows)[0])

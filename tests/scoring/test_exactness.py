@@ -1,0 +1,155 @@
+"""Exact top-k against the float64 reference, at every SIMD level this CPU has."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import recbatch
+from tests.scoring.reference import check_top_k, eligibility, exact_top_k, logsumexp, reference
+
+DIMS = [1, 3, 7, 17, 63, 64, 65, 129, 300]
+
+
+def gaussian(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
+    return rng.standard_normal((rows, dim)).astype(np.float32)
+
+
+@pytest.mark.parametrize("dim", DIMS)
+def test_matches_reference_for_odd_dims(level: str, dim: int, rng: np.random.Generator) -> None:
+    queries, items = gaussian(rng, 29, dim), gaussian(rng, 517, dim)
+    result = recbatch.top_k(queries, items, 10, simd=level, threads=2, logsumexp=True)
+    ref = reference(queries, items, eligibility(29, 517, None, None))
+    check_top_k(result, ref, 10)
+    assert result.logsumexp is not None
+    np.testing.assert_allclose(result.logsumexp, logsumexp(ref), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("n_items", "k"), [(40, 1), (40, 40), (40, 41), (33, 100), (1, 3), (64, 64), (1000, 1)])
+def test_k_edges_pad_with_minus_one(level: str, n_items: int, k: int, rng: np.random.Generator) -> None:
+    queries, items = gaussian(rng, 13, 8), gaussian(rng, n_items, 8)
+    result = recbatch.top_k(queries, items, k, simd=level)
+    check_top_k(result, reference(queries, items, eligibility(13, n_items, None, None)), k)
+
+
+def test_integer_embeddings_keep_index_order_on_ties(level: str, rng: np.random.Generator) -> None:
+    # Small integers: every float32 score is exact, so ties are real and the order is fully defined.
+    queries = rng.integers(-2, 3, size=(50, 5)).astype(np.float32)
+    items = rng.integers(-2, 3, size=(300, 5)).astype(np.float32)
+    ref = reference(queries, items, eligibility(50, 300, None, None))
+    want_indices, want_scores = exact_top_k(ref, 40)
+    for threads in (1, 2, 3):
+        result = recbatch.top_k(queries, items, 40, simd=level, threads=threads)
+        np.testing.assert_array_equal(result.indices, want_indices)
+        np.testing.assert_array_equal(result.scores, want_scores.astype(np.float32))
+
+
+def test_threads_give_identical_results(level: str, rng: np.random.Generator) -> None:
+    queries, items = gaussian(rng, 300, 24), gaussian(rng, 2000, 24)
+    index = recbatch.ItemIndex(items)
+    first = index.search(queries, 17, simd=level, threads=1, logsumexp=True)
+    for threads in (2, 3, 7):
+        other = index.search(queries, 17, simd=level, threads=threads, logsumexp=True)
+        np.testing.assert_array_equal(other.indices, first.indices)
+        np.testing.assert_array_equal(other.scores, first.scores)
+        assert first.logsumexp is not None and other.logsumexp is not None
+        np.testing.assert_array_equal(other.logsumexp, first.logsumexp)
+
+
+def random_exclusions(rng: np.random.Generator, n: int, m: int, per_row: int) -> list[list[int]]:
+    lists = [sorted(rng.choice(m, size=rng.integers(0, per_row + 1), replace=False).tolist()) for _ in range(n)]
+    lists[0] = list(range(m))  # every item excluded for one query
+    return lists
+
+
+def to_csr(lists: list[list[int]], m: int) -> sp.csr_matrix:
+    indptr = np.cumsum([0] + [len(x) for x in lists])
+    indices = np.array([i for row in lists for i in row], dtype=np.int64)
+    return sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(lists), m))
+
+
+def test_exclusions_as_csr_and_as_pair(level: str, rng: np.random.Generator) -> None:
+    n, m = 40, 700
+    queries, items = gaussian(rng, n, 16), gaussian(rng, m, 16)
+    lists = random_exclusions(rng, n, m, 300)
+    ref = reference(queries, items, eligibility(n, m, lists, None))
+    csr = to_csr(lists, m)
+    for exclude in (csr, (csr.indptr, csr.indices)):
+        result = recbatch.top_k(queries, items, 25, exclude=exclude, simd=level, logsumexp=True)
+        check_top_k(result, ref, 25)
+        assert np.all(result.indices[0] == -1)
+        assert result.logsumexp is not None
+        assert result.logsumexp[0] == -np.inf
+        np.testing.assert_allclose(result.logsumexp[1:], logsumexp(ref)[1:], rtol=1e-5, atol=1e-5)
+
+
+def test_unsorted_and_duplicate_exclusions_are_accepted(level: str, rng: np.random.Generator) -> None:
+    queries, items = gaussian(rng, 2, 4), gaussian(rng, 50, 4)
+    indptr = np.array([0, 4, 6])
+    indices = np.array([9, 3, 9, 0, 49, 1])
+    result = recbatch.top_k(queries, items, 50, exclude=(indptr, indices), simd=level)
+    ref = reference(queries, items, eligibility(2, 50, [[0, 3, 9], [1, 49]], None))
+    check_top_k(result, ref, 50)
+
+
+def test_allow_mask_and_index_array(level: str, rng: np.random.Generator) -> None:
+    n, m = 30, 900
+    queries, items = gaussian(rng, n, 12), gaussian(rng, m, 12)
+    mask = rng.random(m) < 0.3
+    lists = random_exclusions(rng, n, m, 50)
+    ref = reference(queries, items, eligibility(n, m, lists, mask))
+    for allow in (mask, np.flatnonzero(mask)):
+        result = recbatch.top_k(queries, items, 20, allow=allow, exclude=to_csr(lists, m), simd=level, logsumexp=True)
+        check_top_k(result, ref, 20)
+        assert result.logsumexp is not None
+        np.testing.assert_allclose(result.logsumexp[1:], logsumexp(ref)[1:], rtol=1e-5, atol=1e-5)
+
+
+def test_large_catalogue_spans_many_tiles(level: str, rng: np.random.Generator) -> None:
+    queries, items = gaussian(rng, 25, 32), gaussian(rng, 20_011, 32)
+    result = recbatch.top_k(queries, items, 100, simd=level, threads=3, logsumexp=True)
+    ref = reference(queries, items, eligibility(25, 20_011, None, None))
+    check_top_k(result, ref, 100)
+    assert result.logsumexp is not None
+    np.testing.assert_allclose(result.logsumexp, logsumexp(ref), rtol=1e-5)
+
+
+def test_simd_levels_agree_with_scalar(rng: np.random.Generator) -> None:
+    queries, items = gaussian(rng, 64, 65), gaussian(rng, 3000, 65)
+    index = recbatch.ItemIndex(items)
+    scalar = index.search(queries, 30, simd="scalar", logsumexp=True)
+    ref = reference(queries, items, eligibility(64, 3000, None, None))
+    for level in recbatch.available_simd_levels():
+        other = index.search(queries, 30, simd=level, logsumexp=True)
+        check_top_k(other, ref, 30)
+        # Same items except where rounding reorders a near-tie; scores within rounding.
+        same = (other.indices == scalar.indices).mean()
+        assert same > 0.98
+        np.testing.assert_allclose(other.scores, scalar.scores, rtol=1e-5, atol=1e-4)
+        assert other.logsumexp is not None and scalar.logsumexp is not None
+        np.testing.assert_allclose(other.logsumexp, scalar.logsumexp, rtol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    m=st.integers(1, 300),
+    dim=st.integers(1, 70),
+    k=st.integers(1, 320),
+    threads=st.integers(1, 4),
+    seed=st.integers(0, 2**32 - 1),
+    level=st.sampled_from(recbatch.available_simd_levels()),
+)
+def test_property_random_shapes(n: int, m: int, dim: int, k: int, threads: int, seed: int, level: str) -> None:
+    rng = np.random.default_rng(seed)
+    queries = (rng.standard_normal((n, dim)) * rng.uniform(0.1, 10)).astype(np.float32)
+    items = (rng.standard_normal((m, dim)) * rng.uniform(0.1, 10)).astype(np.float32)
+    allow = rng.random(m) < 0.8 if seed % 2 else None
+    result = recbatch.top_k(queries, items, k, allow=allow, threads=threads, simd=level, logsumexp=True)
+    ref = reference(queries, items, eligibility(n, m, None, allow))
+    check_top_k(result, ref, k)
+    assert result.logsumexp is not None
+    np.testing.assert_allclose(result.logsumexp, logsumexp(ref), rtol=1e-5, atol=1e-5)
