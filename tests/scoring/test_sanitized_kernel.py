@@ -1,0 +1,36 @@
+"""The C++ kernel tests (tests/cpp) built with AddressSanitizer and UndefinedBehaviorSanitizer.
+
+The same build by hand:
+    cmake -S cpp -B build/asan -DRECBATCH_SANITIZE=ON -DRECBATCH_BUILD_TESTS=ON && cmake --build build/asan -j2
+    ctest --test-dir build/asan --output-on-failure
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is needed to build the kernel tests (pip install {name})")
+    return found
+
+
+def test_kernel_under_address_and_ub_sanitizers(tmp_path: Path) -> None:
+    build = tmp_path / "asan"
+    configure = [tool("cmake"), "-S", str(ROOT / "cpp"), "-B", str(build), "-G", "Ninja",
+                 f"-DCMAKE_MAKE_PROGRAM={tool('ninja')}", "-DRECBATCH_SANITIZE=ON", "-DRECBATCH_BUILD_TESTS=ON"]
+    subprocess.run(configure, check=True, capture_output=True, timeout=300)
+    subprocess.run([tool("cmake"), "--build", str(build), "-j2"], check=True, capture_output=True, timeout=900)
+    run = subprocess.run([str(build / "test_search")], capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.strip().endswith("0 failed")
+    assert "runtime error" not in run.stderr  # UBSan findings
