@@ -52,12 +52,29 @@ std::size_t task_rows_for(std::size_t n_queries, std::size_t threads) {
     return std::clamp<std::size_t>(rounded, kMaxRows, 16 * kMaxRows);
 }
 
-// Bit j of word b: item b * 32 + j exists and is allowed.
-std::vector<std::uint32_t> allowed_words(std::size_t n_items, std::size_t n_blocks, const std::uint8_t* allow) {
-    std::vector<std::uint32_t> words(n_blocks, 0);
-    for (std::size_t i = 0; i < n_items; ++i)
-        if (allow == nullptr || allow[i]) words[i / kBlockItems] |= 1u << (i % kBlockItems);
+// Bit j of word b: the item stored at position b * 32 + j exists and is allowed.
+std::vector<std::uint32_t> allowed_words(const PackedItems& items, const std::uint8_t* allow) {
+    std::vector<std::uint32_t> words(items.n_blocks(), 0);
+    for (std::size_t p = 0; p < items.n_items(); ++p)
+        if (allow == nullptr || allow[items.item_at(p)]) words[p / kBlockItems] |= 1u << (p % kBlockItems);
     return words;
+}
+
+// The first block of [begin, end) that no row of the group can reach: every row's top k is
+// full and its k-th score is above |q| * (the block's norm bound), inflated by the worst
+// float32 rounding of a dot product of this length. Blocks come in decreasing norm, so
+// every later block is out of reach too. Returns end when the scan must go on.
+std::size_t first_unreachable_block(const PackedItems& items, std::size_t begin, std::size_t end,
+                                    const float* thresholds, const double* query_norms, std::size_t rows) {
+    const double rounding = 1.0 + (static_cast<double>(items.dim()) + 2.0) * 1.2e-7;
+    double limit = INFINITY;  // a block is unreachable when its norm bound is below this
+    for (std::size_t r = 0; r < rows; ++r) {
+        if (!(thresholds[r] > 0.0f)) return end;  // a non-positive k-th score (or an unfilled top k) proves nothing
+        if (query_norms[r] > 0.0) limit = std::min(limit, thresholds[r] / (query_norms[r] * rounding));
+    }
+    std::size_t block = begin;
+    while (block < end && !(items.block_norm_bound(block) < limit)) ++block;
+    return block;
 }
 
 struct Scratch {
@@ -65,7 +82,8 @@ struct Scratch {
     std::vector<float> thresholds, scores, lse_max;
     std::vector<double> lse_sum;
     std::vector<std::uint32_t> eligible, candidates;
-    std::vector<std::int64_t> cursors;
+    std::vector<std::int64_t> cursors, excluded;  // per row: positions of its excluded items, sorted
+    std::vector<double> query_norms;
     std::vector<std::pair<float, std::int64_t>> sort_buffer;
 };
 
@@ -90,8 +108,10 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     const std::size_t tile_blocks = std::min(n_blocks, tile_blocks_for(dim));
     const std::size_t task_rows = task_rows_for(n, threads);
     const std::size_t n_tasks = (n + task_rows - 1) / task_rows;
-    const std::vector<std::uint32_t> allowed = allowed_words(items.n_items(), n_blocks, input.allow);
+    const std::vector<std::uint32_t> allowed = allowed_words(items, input.allow);
     const bool lse = options.logsumexp;
+    // The exact log-sum-exp needs every eligible item, so it turns pruning off.
+    const bool prune = !lse;
     std::atomic<bool> cancelled{false};
     std::vector<Scratch> scratch(std::min(threads, n_tasks));
 
@@ -105,14 +125,29 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         s.candidates.resize(kMaxRows * tile_blocks);
         s.lse_max.assign(rows, -INFINITY);
         s.lse_sum.assign(rows, 0.0);
-        s.cursors.resize(rows);
+        s.cursors.assign(rows + 1, 0);
+        s.excluded.clear();
+        s.query_norms.resize(rows);
         std::vector<TopKHeap> heaps;
         heaps.reserve(rows);
         for (std::size_t r = 0; r < rows; ++r) {
             heaps.emplace_back(output.scores + (first + r) * k, output.indices + (first + r) * k, k);
             heaps.back().reset();
-            if (input.exclude_indptr != nullptr) s.cursors[r] = input.exclude_indptr[first + r];
+            const float* q = input.queries + (first + r) * dim;
+            double norm = 0.0;
+            for (std::size_t d = 0; d < dim; ++d) norm += double(q[d]) * q[d];
+            s.query_norms[r] = std::sqrt(norm);
+            if (input.exclude_indptr == nullptr) continue;
+            // Exclusions name caller indices; the scan walks stored positions.
+            const std::size_t row_begin = s.excluded.size();
+            for (std::int64_t j = input.exclude_indptr[first + r]; j < input.exclude_indptr[first + r + 1]; ++j)
+                s.excluded.push_back(static_cast<std::int64_t>(items.position_of(input.exclude_indices[j])));
+            std::sort(s.excluded.begin() + static_cast<std::ptrdiff_t>(row_begin), s.excluded.end());
+            s.cursors[r + 1] = static_cast<std::int64_t>(s.excluded.size());
         }
+        // cursors[r] walks row r's slice of `excluded`, which ends where row r + 1's begins.
+        std::vector<std::int64_t> row_ends(s.cursors.begin() + 1, s.cursors.end());
+        std::vector<char> group_done((rows + kMaxRows - 1) / kMaxRows, 0);
 
         for (std::size_t tile = 0; tile < n_blocks; tile += tile_blocks) {
             if ((options.cancel != nullptr && options.cancel->load(std::memory_order_relaxed)) ||
@@ -120,24 +155,30 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                 cancelled.store(true);
                 return;
             }
-            const std::size_t blocks = std::min(tile_blocks, n_blocks - tile);
-            const std::int64_t tile_end = static_cast<std::int64_t>((tile + blocks) * kBlockItems);
+            const std::size_t tile_size = std::min(tile_blocks, n_blocks - tile);
+            const std::int64_t tile_end = static_cast<std::int64_t>((tile + tile_size) * kBlockItems);
             for (std::size_t group = 0; group < rows; group += kMaxRows) {
+                if (group_done[group / kMaxRows]) continue;
                 const std::size_t group_rows = std::min(kMaxRows, rows - group);
+                for (std::size_t r = 0; r < group_rows; ++r) s.thresholds[r] = heaps[group + r].threshold();
+                std::size_t blocks = tile_size;
+                if (prune) {
+                    const std::size_t stop = first_unreachable_block(items, tile, tile + tile_size, s.thresholds.data(),
+                                                                     s.query_norms.data() + group, group_rows);
+                    if (stop < tile + tile_size) group_done[group / kMaxRows] = 1;
+                    blocks = stop - tile;
+                    if (blocks == 0) continue;
+                }
                 for (std::size_t r = 0; r < group_rows; ++r) {
                     const std::size_t row = group + r;
                     s.rows[r] = input.queries + (first + row) * dim;
-                    s.thresholds[r] = heaps[row].threshold();
                     std::uint32_t* eligible = s.eligible.data() + r * blocks;
                     std::copy(allowed.begin() + tile, allowed.begin() + tile + blocks, eligible);
-                    if (input.exclude_indptr == nullptr) continue;
                     // Clear the bits of this row's excluded items that fall in this tile.
-                    const std::int64_t row_end = input.exclude_indptr[first + row + 1];
                     std::int64_t& cursor = s.cursors[row];
-                    for (; cursor < row_end && input.exclude_indices[cursor] < tile_end; ++cursor) {
-                        const std::size_t offset =
-                            static_cast<std::size_t>(input.exclude_indices[cursor]) - tile * kBlockItems;
-                        eligible[offset / kBlockItems] &= ~(1u << (offset % kBlockItems));
+                    for (; cursor < row_ends[row] && s.excluded[cursor] < tile_end; ++cursor) {
+                        const std::size_t offset = static_cast<std::size_t>(s.excluded[cursor]) - tile * kBlockItems;
+                        if (offset < blocks * kBlockItems) eligible[offset / kBlockItems] &= ~(1u << (offset % kBlockItems));
                     }
                 }
                 kernels::TileJob job{s.rows.data(),
@@ -152,17 +193,15 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                                      lse ? s.lse_max.data() + group : nullptr,
                                      lse ? s.lse_sum.data() + group : nullptr};
                 score_tile(job);
-                // Candidates come in ascending item order per row, so equal scores keep
-                // the lower index already held: the heap's strict test does the rest.
+                // The kernel's test is score >= threshold, so ties reach the heap, which
+                // orders them by the caller's item index whatever the scan order.
                 for (std::size_t r = 0; r < group_rows; ++r) {
                     TopKHeap& heap = heaps[group + r];
                     const float* row_scores = s.scores.data() + r * blocks * kBlockItems;
                     for (std::size_t b = 0; b < blocks; ++b) {
                         for (std::uint32_t bits = s.candidates[r * blocks + b]; bits != 0; bits &= bits - 1) {
                             const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
-                            const float score = row_scores[b * kBlockItems + j];
-                            if (score > heap.threshold())
-                                heap.push(score, static_cast<std::int64_t>((tile + b) * kBlockItems + j));
+                            heap.push(row_scores[b * kBlockItems + j], items.item_at((tile + b) * kBlockItems + j));
                         }
                     }
                 }

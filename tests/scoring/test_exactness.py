@@ -153,3 +153,28 @@ def test_property_random_shapes(n: int, m: int, dim: int, k: int, threads: int, 
     check_top_k(result, ref, k)
     assert result.logsumexp is not None
     np.testing.assert_allclose(result.logsumexp, logsumexp(ref), rtol=1e-5, atol=1e-5)
+
+
+def test_spread_norms_prune_exactly(level: str, rng: np.random.Generator) -> None:
+    # Long and short item vectors, as trained recommenders have: most blocks are provably
+    # out of reach, and skipping them must not change a single result.
+    n, m, dim = 60, 6000, 24
+    queries = gaussian(rng, n, dim)
+    items = gaussian(rng, m, dim) * rng.lognormal(0.0, 1.0, size=(m, 1)).astype(np.float32)
+    lists = random_exclusions(rng, n, m, 40)
+    ref = reference(queries, items, eligibility(n, m, lists, None))
+    for k in (1, 10, 100):
+        result = recbatch.top_k(queries, items, k, exclude=to_csr(lists, m), simd=level, threads=2)
+        check_top_k(result, ref, k)
+
+
+def test_spread_norms_with_exact_ties(level: str, rng: np.random.Generator) -> None:
+    # Integer vectors scaled by integer factors: exact scores, many ties across norms.
+    queries = rng.integers(-2, 3, size=(40, 6)).astype(np.float32)
+    items = (rng.integers(-2, 3, size=(800, 6)) * rng.integers(1, 6, size=(800, 1))).astype(np.float32)
+    ref = reference(queries, items, eligibility(40, 800, None, None))
+    want_indices, want_scores = exact_top_k(ref, 30)
+    for threads in (1, 3):
+        result = recbatch.top_k(queries, items, 30, simd=level, threads=threads)
+        np.testing.assert_array_equal(result.indices, want_indices)
+        np.testing.assert_array_equal(result.scores, want_scores.astype(np.float32))

@@ -20,7 +20,7 @@ struct TileJob {
     const float* panels;          // n_blocks packed blocks, dim x 32 floats each
     std::size_t n_blocks;
     std::size_t dim;
-    const float* thresholds;      // per row: a candidate must score strictly above it
+    const float* thresholds;      // per row: a candidate must score at least this (ties go to the heap)
     const std::uint32_t* eligible;  // n_rows x n_blocks: bit j = item j of the block may count
     float* scores;                // n_rows x (n_blocks * 32): every score, eligible or not
     std::uint32_t* candidates;    // n_rows x n_blocks: eligible and above the threshold

@@ -42,8 +42,8 @@ void score_rows(const TileJob& job, std::size_t row0) {
                 _mm256_storeu_ps(out + 8, acc[r][1]);
                 const __m256 threshold = _mm256_set1_ps(job.thresholds[row]);
                 const std::uint32_t bits =
-                    static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(acc[r][0], threshold, _CMP_GT_OQ))) |
-                    (static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(acc[r][1], threshold, _CMP_GT_OQ)))
+                    static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(acc[r][0], threshold, _CMP_GE_OQ))) |
+                    (static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(acc[r][1], threshold, _CMP_GE_OQ)))
                      << 8);
                 above[r] |= bits << (16 * half);
             }

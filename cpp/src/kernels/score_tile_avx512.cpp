@@ -38,8 +38,8 @@ void score_rows(const TileJob& job, std::size_t row0) {
             _mm512_storeu_ps(out + 16, acc[r][1]);
             const __m512 threshold = _mm512_set1_ps(job.thresholds[row]);
             const std::uint32_t above =
-                static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[r][0], threshold, _CMP_GT_OQ)) |
-                (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[r][1], threshold, _CMP_GT_OQ)) << 16);
+                static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[r][0], threshold, _CMP_GE_OQ)) |
+                (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[r][1], threshold, _CMP_GE_OQ)) << 16);
             job.candidates[row * job.n_blocks + b] = above & job.eligible[row * job.n_blocks + b];
         }
     }

@@ -33,7 +33,7 @@ void score_tile(const TileJob& job) {
             score_row_block(job.queries[r], job.panels + b * job.dim * kBlock, job.dim, out);
             std::uint32_t mask = 0;
             for (std::size_t j = 0; j < kBlock; ++j)
-                mask |= static_cast<std::uint32_t>(out[j] > threshold) << j;
+                mask |= static_cast<std::uint32_t>(out[j] >= threshold) << j;
             job.candidates[r * job.n_blocks + b] = mask & eligible[b];
         }
         if (job.lse_max == nullptr) continue;

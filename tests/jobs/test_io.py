@@ -1,0 +1,644 @@
+"""recbatch.jobs.io against real files, a real HTTP server, and the real S3 (SeaweedFS) + KMS (moto) servers."""
+
+from __future__ import annotations
+
+import bz2
+import functools
+import gc
+import gzip
+import hashlib
+import http.server
+import lzma
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from recbatch.jobs import io as jobio
+from recbatch.jobs.io import InputFile, JobIOError, OutputObject
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _touch(root: Path, *names: str, data: bytes = b"{}\n") -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _names(files: list[InputFile]) -> list[str]:
+    return [f.name for f in files]
+
+
+def _all_files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def _put(s3: Any, bucket: str, *keys: str, data: bytes = b"{}\n") -> None:
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+
+
+def _keys(s3: Any, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def _pending_uploads(s3: Any, bucket: str) -> list[str]:
+    return [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
+
+# Every awkward shape at once: BOM, CRLF and LF endings, a blank line, an inner "\r", no final newline.
+LINES_RAW = b'\xef\xbb\xbf{"userId": "1"}\r\n{"userId": "2"}\n\r\n\n{"userId": "a\\rb"}\r\n{"userId": "3"}'
+LINES = [b'{"userId": "1"}', b'{"userId": "2"}', b"", b"", b'{"userId": "a\\rb"}', b'{"userId": "3"}']
+
+
+# --------------------------------------------------------------------------------------------------
+# paths
+
+
+def test_is_local_path() -> None:
+    assert jobio.is_local_path("data/in.jsonl")
+    assert jobio.is_local_path("/abs/in/")
+    assert jobio.is_local_path("file:///abs/in.jsonl")
+    assert not jobio.is_local_path("s3://bucket/in.jsonl")
+    assert not jobio.is_local_path("https://example.com/in.jsonl")
+
+
+def test_output_uri_joins_with_one_slash() -> None:
+    assert jobio.output_uri("s3://b/out/", "in.jsonl") == "s3://b/out/in.jsonl.out"
+    assert jobio.output_uri("s3://b/out", "sub/in.jsonl") == "s3://b/out/sub/in.jsonl.out"
+    assert jobio.output_uri("s3://b", "in.jsonl") == "s3://b/in.jsonl.out"
+    assert jobio.output_uri("/tmp/out", "x") == "/tmp/out/x.out"
+    assert jobio.output_uri("file:///", "x") == "file:///x.out"
+
+
+# --------------------------------------------------------------------------------------------------
+# listing local input
+
+
+@pytest.fixture
+def local_tree(tmp_path: Path) -> Path:
+    _touch(
+        tmp_path,
+        "in.jsonl",
+        "in_test/x.jsonl",
+        "in/a.jsonl",
+        "in/deep/b.jsonl.gz",
+        "other.jsonl",
+        "xin.jsonl",
+    )
+    return tmp_path
+
+
+def test_local_file_is_one_file(local_tree: Path) -> None:
+    path = str(local_tree / "in.jsonl")
+    assert jobio.list_input_files(path) == [InputFile(uri=path, name="in.jsonl")]
+
+
+def test_local_prefix_matches_like_s3(local_tree: Path) -> None:
+    files = jobio.list_input_files(str(local_tree / "in"))
+    assert _names(files) == ["in.jsonl", "in/a.jsonl", "in/deep/b.jsonl.gz", "in_test/x.jsonl"]
+    assert [Path(f.uri) for f in files] == [local_tree / f.name for f in files]
+
+
+def test_local_trailing_slash_is_a_folder(local_tree: Path) -> None:
+    files = jobio.list_input_files(f"{local_tree}/in/")
+    assert _names(files) == ["a.jsonl", "deep/b.jsonl.gz"]
+    assert Path(files[1].uri) == local_tree / "in" / "deep" / "b.jsonl.gz"
+
+
+def test_local_relative_prefix(local_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(local_tree)
+    files = jobio.list_input_files("in_")
+    assert files == [InputFile(uri="in_test/x.jsonl", name="in_test/x.jsonl")]
+
+
+def test_file_uri_lists_and_reads(local_tree: Path) -> None:
+    (local_tree / "in.jsonl").write_bytes(b"a\nb\n")
+    files = jobio.list_input_files(f"file://{local_tree}/in.")
+    assert _names(files) == ["in.jsonl"]
+    assert list(jobio.read_lines(f"file://{local_tree}/in.jsonl")) == [b"a", b"b"]
+    assert list(jobio.read_lines(files[0].uri)) == [b"a", b"b"]
+
+
+def test_local_listing_skips_the_output_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _touch(
+        tmp_path,
+        "data/a.jsonl",
+        "data/out/a.jsonl.out",
+        "data/out/_CHECK",
+        "data/out/.a.jsonl.out.1.recbatch-tmp",
+    )
+    _touch(tmp_path, "data/outer.jsonl")
+    files = jobio.list_input_files(f"{tmp_path}/data/", output_path=f"{tmp_path}/data/out")
+    assert _names(files) == ["a.jsonl", "outer.jsonl"]
+    # Also when the output path is spelled differently (relative, trailing slash).
+    monkeypatch.chdir(tmp_path)
+    files = jobio.list_input_files("data/", output_path="./data/out/")
+    assert _names(files) == ["a.jsonl", "outer.jsonl"]
+
+
+def test_local_listing_never_returns_partial_output(tmp_path: Path) -> None:
+    _touch(tmp_path, "in/a.jsonl", "in/.a.jsonl.out.0123.recbatch-tmp")
+    assert _names(jobio.list_input_files(f"{tmp_path}/in/")) == ["a.jsonl"]
+
+
+def test_local_nothing_matches(tmp_path: Path) -> None:
+    _touch(tmp_path, "in.jsonl")
+    with pytest.raises(JobIOError, match=r"no input files found at .*nothing"):
+        jobio.list_input_files(f"{tmp_path}/nothing")
+    with pytest.raises(JobIOError, match=r"cannot list .*missing-dir/in: no such file or directory"):
+        jobio.list_input_files(f"{tmp_path}/missing-dir/in")
+
+
+def test_local_everything_under_output_says_so(tmp_path: Path) -> None:
+    _touch(tmp_path, "out/a.jsonl.out")
+    with pytest.raises(JobIOError, match=r"1 under the output path .* skipped"):
+        jobio.list_input_files(f"{tmp_path}/out/", output_path=f"{tmp_path}/out")
+
+
+def test_unsupported_scheme() -> None:
+    with pytest.raises(JobIOError, match="unsupported scheme ftp://"):
+        jobio.list_input_files("ftp://host/in.jsonl")
+
+
+# --------------------------------------------------------------------------------------------------
+# reading local input
+
+
+_COMPRESSORS: list[tuple[str, Callable[[bytes], bytes]]] = [
+    ("", bytes),
+    (".gz", gzip.compress),
+    (".bz2", bz2.compress),
+    (".xz", lzma.compress),
+]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1 << 20])
+@pytest.mark.parametrize(("suffix", "compress"), _COMPRESSORS, ids=["plain", "gz", "bz2", "xz"])
+def test_read_lines_bom_crlf_blank_and_compression(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    chunk: int,
+    suffix: str,
+    compress: Callable[[bytes], bytes],
+) -> None:
+    # Tiny chunks split the BOM, a CRLF pair and every line across reads.
+    monkeypatch.setattr(jobio, "READ_CHUNK_BYTES", chunk)
+    path = tmp_path / f"in.jsonl{suffix}"
+    path.write_bytes(compress(LINES_RAW))
+    assert list(jobio.read_lines(str(path))) == LINES
+
+
+def test_read_lines_final_newline_and_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"x\r\ny\r\n")
+    (tmp_path / "bom-only").write_bytes(b"\xef\xbb\xbf")
+    (tmp_path / "empty").write_bytes(b"")
+    assert list(jobio.read_lines(str(tmp_path / "a"))) == [b"x", b"y"]
+    assert list(jobio.read_lines(str(tmp_path / "bom-only"))) == []
+    assert list(jobio.read_lines(str(tmp_path / "empty"))) == []
+
+
+def test_read_lines_bom_only_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\xef\xbb\xbfa\n\xef\xbb\xbfb\n")
+    assert list(jobio.read_lines(str(path))) == [b"a", b"\xef\xbb\xbfb"]
+
+
+def test_read_lines_is_lazy_and_streams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobio, "READ_CHUNK_BYTES", 64)
+    path = tmp_path / "big.jsonl.gz"
+    with gzip.open(path, "wb") as f:
+        for i in range(20_000):
+            f.write(b'{"userId": "%d"}\n' % i)
+    lines = jobio.read_lines(str(path))
+    assert next(lines) == b'{"userId": "0"}'
+    assert sum(1 for _ in lines) == 19_999
+
+
+def test_read_lines_missing_file(tmp_path: Path) -> None:
+    lines = jobio.read_lines(str(tmp_path / "missing.jsonl"))
+    with pytest.raises(JobIOError, match=r"cannot read .*missing.jsonl: no such file or directory$"):
+        next(lines)
+
+
+def test_read_lines_corrupt_and_truncated_gzip(tmp_path: Path) -> None:
+    (tmp_path / "bad.jsonl.gz").write_bytes(b"this is not gzip\n")
+    (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(b'{"userId": "1"}\n' * 1000)[:-20])
+    with pytest.raises(JobIOError, match=r"cannot read .*bad.jsonl.gz: .*gzip"):
+        list(jobio.read_lines(str(tmp_path / "bad.jsonl.gz")))
+    with pytest.raises(JobIOError, match=r"cannot read .*cut.jsonl.gz: .*truncated"):
+        list(jobio.read_lines(str(tmp_path / "cut.jsonl.gz")))
+
+
+def test_read_lines_rejects_an_endless_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobio, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(jobio, "READ_CHUNK_BYTES", 256)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"ok\n" + b"x" * 5000)
+    lines = jobio.read_lines(str(path))
+    assert next(lines) == b"ok"
+    with pytest.raises(JobIOError, match="a line is longer than"):
+        next(lines)
+
+
+def test_read_lines_key_on_local_path_is_rejected_at_once(tmp_path: Path) -> None:
+    with pytest.raises(JobIOError, match="kmsKeyArn applies to s3:// paths only"):
+        jobio.read_lines(str(tmp_path / "in.jsonl"), kms_key_arn="arn:aws:kms:us-east-1:1:key/x")
+
+
+def test_read_bytes_does_not_decompress(tmp_path: Path) -> None:
+    data = gzip.compress(b"payload")
+    (tmp_path / "model.gz").write_bytes(data)
+    assert jobio.read_bytes(str(tmp_path / "model.gz")) == data
+    with pytest.raises(JobIOError, match="no such file"):
+        jobio.read_bytes(str(tmp_path / "missing.npz"))
+
+
+# --------------------------------------------------------------------------------------------------
+# http(s) input
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real HTTP server on loopback serving ``tmp_path``."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", tmp_path
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_http_input(http_root: tuple[str, Path]) -> None:
+    url, root = http_root
+    (root / "in.jsonl.gz").write_bytes(gzip.compress(LINES_RAW))
+    files = jobio.list_input_files(f"{url}/in.jsonl.gz")
+    assert files == [InputFile(uri=f"{url}/in.jsonl.gz", name="in.jsonl.gz")]
+    assert list(jobio.read_lines(files[0].uri)) == LINES
+    with pytest.raises(JobIOError, match=r"cannot read http://.*/missing.jsonl: .*404"):
+        list(jobio.read_lines(f"{url}/missing.jsonl"))
+
+
+def test_http_is_not_an_output(http_root: tuple[str, Path]) -> None:
+    with pytest.raises(JobIOError, match="output must be an s3:// URI or a local path"):
+        OutputObject(f"{http_root[0]}/out.jsonl")
+
+
+# --------------------------------------------------------------------------------------------------
+# local output
+
+
+def test_local_output_is_invisible_until_commit(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "sub" / "in.jsonl.out"
+    with OutputObject(str(target)) as out:
+        out.write(b"line 1\n")
+        out.write(b"line 2\n")
+        assert not target.exists()
+        assert len(list(target.parent.iterdir())) == 1  # only the temporary file
+    assert target.read_bytes() == b"line 1\nline 2\n"
+    assert _all_files(tmp_path) == ["out/sub/in.jsonl.out"]
+
+
+def test_local_output_abort_keeps_the_previous_file(tmp_path: Path) -> None:
+    target = tmp_path / "in.jsonl.out"
+    target.write_bytes(b"previous run\n")
+    with pytest.raises(RuntimeError, match="scoring failed"), OutputObject(str(target)) as out:
+        out.write(b"half of the new ")
+        raise RuntimeError("scoring failed")
+    assert target.read_bytes() == b"previous run\n"
+    assert _all_files(tmp_path) == ["in.jsonl.out"]
+    with pytest.raises(ValueError, match="already aborted"):
+        out.write(b"more")
+
+
+def test_local_output_commit_replaces_and_explicit_abort(tmp_path: Path) -> None:
+    target = tmp_path / "x.out"
+    target.write_bytes(b"old")
+    out = OutputObject(f"file://{target}")
+    out.write(b"new")
+    out.commit()
+    assert target.read_bytes() == b"new"
+    other = OutputObject(str(tmp_path / "y.out"))
+    other.write(b"data")
+    other.abort()
+    other.abort()  # idempotent
+    assert _all_files(tmp_path) == ["x.out"]
+
+
+def test_local_output_mode_follows_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        OutputObject(str(tmp_path / "x.out")).commit()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.out").stat().st_mode & 0o777 == 0o644
+
+
+def test_local_output_rejects_a_kms_key(tmp_path: Path) -> None:
+    with pytest.raises(JobIOError, match="kmsKeyArn applies to s3:// paths only"):
+        OutputObject(str(tmp_path / "x.out"), kms_key_arn="arn:aws:kms:us-east-1:1:key/x")
+    with pytest.raises(JobIOError, match="kmsKeyArn applies to s3:// paths only"):
+        jobio.write_check_object(str(tmp_path), kms_key_arn="arn:aws:kms:us-east-1:1:key/x")
+    assert _all_files(tmp_path) == []
+
+
+def test_local_check_object_and_unwritable_destination(tmp_path: Path) -> None:
+    jobio.write_check_object(str(tmp_path / "new" / "out"))
+    assert (tmp_path / "new" / "out" / "_CHECK").read_bytes() == b""
+    (tmp_path / "a-file").write_bytes(b"")
+    # A path through a regular file cannot be a folder, whoever runs the test (root included).
+    with pytest.raises(JobIOError, match=r"cannot write .*a-file/out/_CHECK: "):
+        jobio.write_check_object(str(tmp_path / "a-file" / "out"))
+
+
+# --------------------------------------------------------------------------------------------------
+# S3: listing and reading
+
+
+def test_s3_file_vs_prefix(s3_env: Any, s3_bucket: str) -> None:
+    s3 = s3_env.client("s3")
+    _put(
+        s3,
+        s3_bucket,
+        "data/in.jsonl",
+        "data/in.jsonl.bak",
+        "data/in_test/x.jsonl",
+        "data/in/a.jsonl",
+        "data/in/",  # a folder marker
+        "data/in/out/a.jsonl.out",
+        "data/in/out/_CHECK",
+        "data/other.jsonl",
+        "elsewhere/in.jsonl",
+    )
+    base = f"s3://{s3_bucket}/data"
+    # An object with exactly that key is one file, although it is also a prefix of in.jsonl.bak.
+    assert jobio.list_input_files(f"{base}/in.jsonl") == [InputFile(uri=f"{base}/in.jsonl", name="in.jsonl")]
+    # A prefix: S3 semantics; names relative to the prefix's folder; the output prefix skipped.
+    files = jobio.list_input_files(f"{base}/in", output_path=f"{base}/in/out/")
+    assert _names(files) == ["in.jsonl", "in.jsonl.bak", "in/a.jsonl", "in_test/x.jsonl"]
+    assert [f.uri for f in files] == [f"{base}/{f.name}" for f in files]
+    # A folder; the output prefix written without its trailing slash is the same prefix.
+    files = jobio.list_input_files(f"{base}/in/", output_path=f"{base}/in/out")
+    assert files == [InputFile(uri=f"{base}/in/a.jsonl", name="a.jsonl")]
+    # Without an output path, nothing is skipped (but folder markers).
+    assert _names(jobio.list_input_files(f"{base}/in/")) == ["a.jsonl", "out/_CHECK", "out/a.jsonl.out"]
+    # The whole bucket.
+    assert len(jobio.list_input_files(f"s3://{s3_bucket}")) == 8
+
+
+def test_s3_output_in_another_bucket_skips_nothing(s3_env: Any, s3_bucket: str) -> None:
+    _put(s3_env.client("s3"), s3_bucket, "in/out/a.jsonl")
+    files = jobio.list_input_files(f"s3://{s3_bucket}/in/", output_path="s3://another-bucket/in/out/")
+    assert _names(files) == ["out/a.jsonl"]
+
+
+def test_s3_listing_errors(s3_env: Any, s3_bucket: str) -> None:
+    _put(s3_env.client("s3"), s3_bucket, "out/a.jsonl.out")
+    with pytest.raises(JobIOError, match=f"no input files found at s3://{s3_bucket}/in/$"):
+        jobio.list_input_files(f"s3://{s3_bucket}/in/")
+    with pytest.raises(JobIOError, match=r"\(1 under the output path .* skipped\)"):
+        jobio.list_input_files(f"s3://{s3_bucket}/out", output_path=f"s3://{s3_bucket}/out/")
+    with pytest.raises(JobIOError, match=r"cannot list s3://recbatch-no-such-bucket/in/: .*does not exist"):
+        jobio.list_input_files("s3://recbatch-no-such-bucket/in/")
+
+
+def test_s3_rejected_credentials(s3_env: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _put(s3_env.client("s3"), s3_bucket, "in.jsonl")
+    assert len(jobio.list_input_files(f"s3://{s3_bucket}/in")) == 1
+    # A changed environment must reach a new client, not the one cached for the old credentials.
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    with pytest.raises(JobIOError, match="credentials were rejected"):
+        jobio.list_input_files(f"s3://{s3_bucket}/in")
+
+
+def test_s3_unreachable_endpoint(s3_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")  # discard port: nothing listens
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(JobIOError, match=r"cannot connect to http://127.0.0.1:9"):
+        jobio.list_input_files("s3://bucket/in/")
+
+
+def test_s3_read_lines_gzip_bom_crlf(s3_env: Any, s3_bucket: str, kms_key_arn: str) -> None:
+    s3 = s3_env.client("s3")
+    s3.put_object(Bucket=s3_bucket, Key="in/a.jsonl.gz", Body=gzip.compress(LINES_RAW))
+    # An SSE-KMS input: S3 decrypts it; the reader needs nothing but the key being an S3 input's.
+    s3.put_object(
+        Bucket=s3_bucket,
+        Key="in/b.jsonl",
+        Body=LINES_RAW,
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=kms_key_arn,
+    )
+    files = jobio.list_input_files(f"s3://{s3_bucket}/in/")
+    assert _names(files) == ["a.jsonl.gz", "b.jsonl"]
+    assert list(jobio.read_lines(files[0].uri)) == LINES
+    assert list(jobio.read_lines(files[1].uri, kms_key_arn=kms_key_arn)) == LINES
+
+
+def test_s3_keys_are_not_parsed_as_uris(s3_env: Any, s3_bucket: str) -> None:
+    key = "in/user:secret@odd key?versionId=1#x.jsonl"
+    s3_env.client("s3").put_object(Bucket=s3_bucket, Key=key, Body=b"a\n")
+    (file,) = jobio.list_input_files(f"s3://{s3_bucket}/in/")
+    assert file.name == "user:secret@odd key?versionId=1#x.jsonl"
+    assert list(jobio.read_lines(file.uri)) == [b"a"]
+
+
+def test_s3_read_errors(s3_env: Any, s3_bucket: str) -> None:
+    with pytest.raises(JobIOError, match=f"cannot read s3://{s3_bucket}/missing.jsonl: no such object"):
+        list(jobio.read_lines(f"s3://{s3_bucket}/missing.jsonl"))
+    with pytest.raises(JobIOError, match=r"cannot read s3://recbatch-no-such-bucket/x: .*does not exist"):
+        jobio.read_bytes("s3://recbatch-no-such-bucket/x")
+
+
+def test_s3_read_bytes(s3_env: Any, s3_bucket: str) -> None:
+    data = os.urandom(300_000)
+    s3_env.client("s3").put_object(Bucket=s3_bucket, Key="models/m.npz", Body=data)
+    assert jobio.read_bytes(f"s3://{s3_bucket}/models/m.npz") == data
+
+
+# --------------------------------------------------------------------------------------------------
+# S3: output, commit/abort, SSE-KMS
+
+
+def _assert_kms(s3: Any, bucket: str, key: str, kms_key_arn: str) -> dict[str, Any]:
+    head: dict[str, Any] = s3.head_object(Bucket=bucket, Key=key)
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"] == kms_key_arn
+    return head
+
+
+def test_s3_small_output_with_kms(s3_env: Any, s3_bucket: str, kms_key_arn: str) -> None:
+    s3 = s3_env.client("s3")
+    with OutputObject(f"s3://{s3_bucket}/out/in.jsonl.out", kms_key_arn=kms_key_arn) as out:
+        out.write(b'{"a": 1}\n')
+        out.write(b'{"a": 2}\n')
+        assert _keys(s3, s3_bucket) == []
+    head = _assert_kms(s3, s3_bucket, "out/in.jsonl.out", kms_key_arn)
+    assert "-" not in head["ETag"]  # one put_object
+    assert s3.get_object(Bucket=s3_bucket, Key="out/in.jsonl.out")["Body"].read() == b'{"a": 1}\n{"a": 2}\n'
+
+
+def test_s3_empty_output_with_kms(s3_env: Any, s3_bucket: str, kms_key_arn: str) -> None:
+    OutputObject(f"s3://{s3_bucket}/out/empty.out", kms_key_arn=kms_key_arn).commit()
+    assert _assert_kms(s3_env.client("s3"), s3_bucket, "out/empty.out", kms_key_arn)["ContentLength"] == 0
+
+
+def test_s3_multipart_output_with_kms(
+    s3_env: Any, s3_bucket: str, kms_key_arn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobio, "S3_PART_BYTES", 5 << 20)  # S3's smallest part size
+    s3 = s3_env.client("s3")
+    block = os.urandom(1 << 20)
+    digest = hashlib.sha256()
+    with OutputObject(f"s3://{s3_bucket}/out/big.out", kms_key_arn=kms_key_arn) as out:
+        for i in range(13):  # 6.5 MiB in uneven writes: two parts, the second short
+            piece = block[: (1 << 19) + i]
+            out.write(piece)
+            digest.update(piece)
+        assert _keys(s3, s3_bucket) == []
+        assert _pending_uploads(s3, s3_bucket) == ["out/big.out"]
+    head = _assert_kms(s3, s3_bucket, "out/big.out", kms_key_arn)
+    assert head["ETag"].strip('"').endswith("-2")  # a completed two-part upload
+    body = s3.get_object(Bucket=s3_bucket, Key="out/big.out")["Body"].read()
+    assert hashlib.sha256(body).digest() == digest.digest()
+    assert _pending_uploads(s3, s3_bucket) == []
+
+
+def test_s3_output_without_key_is_not_kms_encrypted(s3_env: Any, s3_bucket: str) -> None:
+    OutputObject(f"s3://{s3_bucket}/plain.out").commit()
+    head = s3_env.client("s3").head_object(Bucket=s3_bucket, Key="plain.out")
+    assert head.get("ServerSideEncryption") != "aws:kms"
+    assert "SSEKMSKeyId" not in head
+
+
+def test_s3_abort_leaves_nothing(s3_env: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobio, "S3_PART_BYTES", 5 << 20)
+    s3 = s3_env.client("s3")
+    with pytest.raises(RuntimeError, match="interrupted"), OutputObject(f"s3://{s3_bucket}/small.out") as out:
+        out.write(b"partial\n")
+        raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError, match="interrupted"), OutputObject(f"s3://{s3_bucket}/big.out") as out:
+        out.write(os.urandom(6 << 20))
+        assert _pending_uploads(s3, s3_bucket) == ["big.out"]
+        raise RuntimeError("interrupted")
+    assert _keys(s3, s3_bucket) == []
+    assert _pending_uploads(s3, s3_bucket) == []
+
+
+def test_s3_failed_abort_never_completes_later(
+    s3_env: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # smart_open's writer completes its upload when garbage collected; ours must not, even when the
+    # abort itself failed (say, the network was down at that moment).
+    monkeypatch.setattr(jobio, "S3_PART_BYTES", 5 << 20)
+
+    def broken_terminate(self: Any) -> None:
+        raise ConnectionError("network down")
+
+    monkeypatch.setattr(jobio._MultipartUpload, "terminate", broken_terminate)
+    out = OutputObject(f"s3://{s3_bucket}/big.out")
+    out.write(os.urandom(6 << 20))
+    out.abort()
+    assert "could not clean up the partial output" in caplog.text
+    del out
+    gc.collect()
+    s3 = s3_env.client("s3")
+    assert _keys(s3, s3_bucket) == []
+    assert _pending_uploads(s3, s3_bucket) == ["big.out"]  # left for the bucket's lifecycle rules
+
+
+def test_s3_check_object_with_kms(s3_env: Any, s3_bucket: str, kms_key_arn: str) -> None:
+    jobio.write_check_object(f"s3://{s3_bucket}/out/", kms_key_arn=kms_key_arn)
+    _assert_kms(s3_env.client("s3"), s3_bucket, "out/_CHECK", kms_key_arn)
+
+
+def test_s3_output_to_missing_bucket(s3_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobio, "S3_PART_BYTES", 5 << 20)
+    with pytest.raises(
+        JobIOError, match=r"cannot write s3://recbatch-no-such-bucket/out/_CHECK: .*does not exist"
+    ):
+        jobio.write_check_object("s3://recbatch-no-such-bucket/out")
+    out = OutputObject("s3://recbatch-no-such-bucket/out/big.out")
+    with pytest.raises(
+        JobIOError, match=r"cannot write s3://recbatch-no-such-bucket/out/big.out: .*does not exist"
+    ):
+        out.write(os.urandom(6 << 20))  # starts the multipart upload
+    out.abort()
+
+
+def test_s3_output_with_unknown_key_fails_and_leaves_nothing(
+    s3_env: Any, s3_bucket: str, kms_key_arn: str
+) -> None:
+    unknown = kms_key_arn.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
+    with pytest.raises(JobIOError, match=f"cannot use KMS key {unknown}: the KMS key does not exist"):
+        jobio.write_check_object(f"s3://{s3_bucket}/out/", kms_key_arn=unknown)
+    # Written directly, the server refuses it (SeaweedFS with HTTP 500, AWS with KMS.NotFoundException).
+    with pytest.raises(JobIOError, match=f"cannot write s3://{s3_bucket}/out/x.out with KMS key {unknown}: "):
+        OutputObject(f"s3://{s3_bucket}/out/x.out", kms_key_arn=unknown).commit()
+    assert _keys(s3_env.client("s3"), s3_bucket) == []
+
+
+def test_s3_check_object_with_disabled_key(s3_env: Any, s3_bucket: str, kms_key_arn: str) -> None:
+    s3_env.client("kms").disable_key(KeyId=kms_key_arn.rsplit("/", 1)[1])
+    with pytest.raises(JobIOError, match="the key is Disabled"):
+        jobio.write_check_object(f"s3://{s3_bucket}/out/", kms_key_arn=kms_key_arn)
+    assert _keys(s3_env.client("s3"), s3_bucket) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# KMS
+
+
+def test_check_kms_key_good(s3_env: Any, kms_key_arn: str) -> None:
+    jobio.check_kms_key(kms_key_arn)
+
+
+def test_check_kms_key_unknown(s3_env: Any, kms_key_arn: str) -> None:
+    unknown = kms_key_arn.rsplit("/", 1)[0] + "/11111111-1111-1111-1111-111111111111"
+    with pytest.raises(JobIOError, match=f"^cannot use KMS key {unknown}: the KMS key does not exist"):
+        jobio.check_kms_key(unknown)
+
+
+def test_check_kms_key_disabled_and_pending_deletion(s3_env: Any, kms_key_arn: str) -> None:
+    kms = s3_env.client("kms")
+    key_id = kms_key_arn.rsplit("/", 1)[1]
+    kms.disable_key(KeyId=key_id)
+    with pytest.raises(JobIOError, match="the key is Disabled; S3 can only encrypt with an Enabled key"):
+        jobio.check_kms_key(kms_key_arn)
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    with pytest.raises(JobIOError, match="the key is PendingDeletion"):
+        jobio.check_kms_key(kms_key_arn)
+
+
+def test_check_kms_key_asymmetric(s3_env: Any) -> None:
+    metadata = s3_env.client("kms").create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    with pytest.raises(JobIOError, match="RSA_2048 key for SIGN_VERIFY; S3 server-side encryption needs"):
+        jobio.check_kms_key(metadata["Arn"])
+
+
+def test_check_kms_key_uses_the_region_of_the_arn(s3_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    metadata = s3_env.client("kms").create_key()["KeyMetadata"]  # in us-east-1
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    jobio.check_kms_key(metadata["Arn"])
+    with pytest.raises(JobIOError, match="does not exist"):
+        jobio.check_kms_key(metadata["Arn"].replace("us-east-1", "eu-west-1"))
+
+
+def test_check_kms_key_not_an_arn(s3_env: Any) -> None:
+    with pytest.raises(JobIOError, match=r"^cannot use KMS key not-a-key: "):
+        jobio.check_kms_key("not-a-key")
