@@ -25,16 +25,19 @@ void score_rows(const TileJob& job, std::size_t row0) {
         for (int half = 0; half < 2; ++half) {
             const float* column = panel + 16 * half;
             __m256 acc[R][2];
+#pragma GCC unroll 6
             for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
             for (std::size_t d = 0; d < dim; ++d) {
                 const __m256 lo = _mm256_load_ps(column + d * kBlock);
                 const __m256 hi = _mm256_load_ps(column + d * kBlock + 8);
+#pragma GCC unroll 6
                 for (int r = 0; r < R; ++r) {
                     const __m256 qv = _mm256_broadcast_ss(q[r] + d);
                     acc[r][0] = _mm256_fmadd_ps(qv, lo, acc[r][0]);
                     acc[r][1] = _mm256_fmadd_ps(qv, hi, acc[r][1]);
                 }
             }
+#pragma GCC unroll 6
             for (int r = 0; r < R; ++r) {
                 const std::size_t row = row0 + r;
                 float* out = job.scores + row * row_floats + b * kBlock + 16 * half;

@@ -21,16 +21,19 @@ void score_rows(const TileJob& job, std::size_t row0) {
     for (std::size_t b = 0; b < job.n_blocks; ++b) {
         const float* panel = job.panels + b * dim * kBlock;
         __m512 acc[R][2];
+#pragma GCC unroll 12
         for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
         for (std::size_t d = 0; d < dim; ++d) {
             const __m512 lo = _mm512_load_ps(panel + d * kBlock);
             const __m512 hi = _mm512_load_ps(panel + d * kBlock + 16);
+#pragma GCC unroll 12
             for (int r = 0; r < R; ++r) {
                 const __m512 qv = _mm512_set1_ps(q[r][d]);
                 acc[r][0] = _mm512_fmadd_ps(qv, lo, acc[r][0]);
                 acc[r][1] = _mm512_fmadd_ps(qv, hi, acc[r][1]);
             }
         }
+#pragma GCC unroll 12
         for (int r = 0; r < R; ++r) {
             const std::size_t row = row0 + r;
             float* out = job.scores + row * row_floats + b * kBlock;

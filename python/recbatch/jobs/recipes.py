@@ -1,0 +1,367 @@
+"""Per-recipe scoring of a batch of parsed records (SPEC sections 3, 5 and 6).
+
+A :class:`Scorer` serves one job: it turns a batch of :class:`~recbatch.jobs.records.Record` into
+output lines, with at most one top-k search per batch (never one per record). All vector work
+goes through the public scoring API (:class:`recbatch.ItemIndex`).
+
+Choices where Personalize leaves things open (documented in the README):
+
+- cold start (user personalization): the most popular items, scored by their share of all
+  popularity (``popularity_i / sum(popularity)``, the softmax of log-popularity over the catalogue);
+- personalized ranking: duplicate itemList entries are kept once (first occurrence); an unknown
+  user ranks the list by popularity (scores: popularity share within the list) when the model has
+  item_popularity, else UNKNOWN_USER; the whole list is returned whatever numResults is;
+- popular items: the same list for every user (the userId is checked, not looked up);
+- related items: cosine similarity; a zero item vector has similarity 0 to every item.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from recbatch.jobs.records import (
+    UNKNOWN_ITEM,
+    UNKNOWN_USER,
+    Record,
+    error_line,
+    format_score_rows,
+    items_output,
+    items_scores_output,
+    ok_line,
+    users_output,
+)
+from recbatch.model import Family, Model, ModelError
+
+__all__ = ["ScoredBatch", "Scorer", "records_per_batch"]
+
+# Records per batch: large enough that the kernel sees big query blocks, small enough that a
+# batch's results (records x numResults) stay a few tens of MB.
+_BATCH_RECORDS = 4096
+_RESULT_BUDGET = 1 << 22  # indices + scores held per batch: about 50 MB
+_RANKING_BATCH_RECORDS = 1024  # up to 500 items each
+_PAIR_CHUNK = 16_384  # (user, item) pairs scored at a time in ranking, in float64
+
+
+def records_per_batch(family: Family, num_results: int) -> int:
+    """How many records a job scores per batch (memory stays bounded whatever the input size)."""
+    if family is Family.PERSONALIZED_RANKING:
+        return _RANKING_BATCH_RECORDS
+    return max(1, min(_BATCH_RECORDS, _RESULT_BUDGET // max(1, num_results)))
+
+
+class ScoredBatch:
+    """The output lines of one batch, in input order, and how many of them are errors."""
+
+    __slots__ = ("failed", "lines")
+
+    def __init__(self, lines: list[bytes], failed: int) -> None:
+        self.lines = lines
+        self.failed = failed
+
+
+def _quote(value: str) -> str:
+    return repr(value)
+
+
+class Scorer:
+    """Scores batches of records for one job.
+
+    Args:
+        model: the loaded model (must hold the arrays the family needs).
+        family: the recipe family.
+        num_results: results per record (ignored by ranking, which returns the whole itemList).
+        threads: kernel threads (default: the CPUs this process may use).
+    """
+
+    def __init__(self, model: Model, family: Family, num_results: int, *, threads: int | None = None) -> None:
+        if num_results < 1:
+            msg = f"numResults must be >= 1, got {num_results}"
+            raise ValueError(msg)
+        self.model = model
+        self.family = family
+        self.num_results = num_results
+        self.threads = threads
+        self._item_objects: NDArray[np.object_] = np.array(model.item_id_list, dtype=object)
+        self._user_objects: NDArray[np.object_] = np.array(
+            model.user_id_list if family is Family.USER_SEGMENTATION else [], dtype=object
+        )
+        # Outputs that are the same for every record, built once.
+        self._popular: bytes | None = None
+        self._popular_scored: bytes | None = None
+        if model.item_popularity is not None:
+            top = model.popularity_order[:num_results]
+            top_ids: list[str] = self._item_objects[top].tolist()
+            self._popular = items_output(top_ids)
+            self._popular_scored = items_scores_output(top_ids, self._popularity_share(top))
+        self._check_model()
+
+    def _check_model(self) -> None:
+        model = self.model
+        needs_users = self.family in (
+            Family.USER_PERSONALIZATION,
+            Family.PERSONALIZED_RANKING,
+            Family.USER_SEGMENTATION,
+        )
+        if needs_users and (model.user_factors is None or model.item_factors is None):
+            msg = f"user_factors is missing: {self.family.value} needs user and item vectors"
+            raise ModelError(msg)
+        if self.family is Family.RELATED_ITEMS and model.item_factors is None:
+            msg = "item_factors is missing: RELATED_ITEMS needs item vectors"
+            raise ModelError(msg)
+        if self.family is Family.POPULAR_ITEMS and model.item_popularity is None:
+            msg = "item_popularity is missing: POPULAR_ITEMS needs it"
+            raise ModelError(msg)
+
+    def _popularity_share(self, rows: NDArray[np.int64]) -> bytes:
+        popularity = self.model.item_popularity
+        assert popularity is not None
+        total = float(popularity.sum())
+        share = popularity[rows] / total if total > 0 else np.full(rows.size, 1.0 / popularity.size)
+        return format_score_rows(share, [rows.size])[0]
+
+    # ----------------------------------------------------------------------------------------
+
+    def score(self, records: Sequence[Record]) -> ScoredBatch:
+        """One output line per record, in order; bad records become error lines."""
+        lines: list[bytes] = [b""] * len(records)
+        failed = 0
+        todo: list[int] = []
+        for position, record in enumerate(records):
+            if record.error is not None:
+                lines[position] = error_line(record.input_json, record.error)
+                failed += 1
+            else:
+                todo.append(position)
+        if todo:
+            handler = {
+                Family.USER_PERSONALIZATION: self._user_personalization,
+                Family.POPULAR_ITEMS: self._popular_items,
+                Family.RELATED_ITEMS: self._related_items,
+                Family.PERSONALIZED_RANKING: self._personalized_ranking,
+                Family.USER_SEGMENTATION: self._user_segmentation,
+            }[self.family]
+            failed += handler([records[p] for p in todo], todo, lines)
+        return ScoredBatch(lines, failed)
+
+    def _ids(self, objects: NDArray[np.object_], indices: NDArray[np.int64]) -> list[list[str]]:
+        """Id lists per result row; -1 padding (fewer eligible items than k) is dropped."""
+        if indices.size and indices.min() < 0:
+            return [objects[row[row >= 0]].tolist() for row in indices]
+        result: list[list[str]] = objects[indices].tolist()
+        return result
+
+    # Each handler fills lines[positions[j]] for records[j] and returns how many failed.
+
+    def _user_personalization(self, records: list[Record], positions: list[int], lines: list[bytes]) -> int:
+        model = self.model
+        user_rows = model.user_rows
+        failed = 0
+        warm: list[int] = []
+        rows: list[int] = []
+        for j, record in enumerate(records):
+            row = user_rows.get(record.user_id)  # type: ignore[arg-type]
+            if row is not None:
+                warm.append(j)
+                rows.append(row)
+            elif self._popular_scored is not None:
+                lines[positions[j]] = ok_line(record.input_json, self._popular_scored)
+            else:
+                lines[positions[j]] = error_line(
+                    record.input_json,
+                    f"{UNKNOWN_USER}: userId {_quote(record.user_id or '')} is not in the model, "
+                    f"and the model has no item_popularity for cold start",
+                )
+                failed += 1
+        if warm:
+            assert model.user_factors is not None
+            k = min(self.num_results, model.n_items)
+            queries = model.user_factors[np.asarray(rows, dtype=np.int64)]
+            result = model.item_index.search(queries, k, threads=self.threads, logsumexp=True)
+            assert result.logsumexp is not None
+            # Softmax over the whole catalogue: exp(s - logsumexp(all scores of the user)).
+            probabilities = np.exp(result.scores.astype(np.float64) - result.logsumexp[:, None])
+            ids = self._ids(self._item_objects, result.indices)
+            valid = result.indices >= 0
+            score_rows = format_score_rows(probabilities[valid], valid.sum(axis=1).tolist())
+            for j, row_ids, scores in zip(warm, ids, score_rows, strict=True):
+                lines[positions[j]] = ok_line(records[j].input_json, items_scores_output(row_ids, scores))
+        return failed
+
+    def _popular_items(self, records: list[Record], positions: list[int], lines: list[bytes]) -> int:
+        popular = self._popular
+        assert popular is not None
+        for j, record in enumerate(records):
+            lines[positions[j]] = ok_line(record.input_json, popular)
+        return 0
+
+    def _known_items(
+        self,
+        records: list[Record],
+        positions: list[int],
+        lines: list[bytes],
+        *,
+        fallback: bytes | None,
+        unknown_reason: str,
+    ) -> tuple[list[int], list[int], int]:
+        """Records whose itemId is known (their positions in records, their rows); the rest answered."""
+        item_rows = self.model.item_rows
+        failed = 0
+        known: list[int] = []
+        rows: list[int] = []
+        for j, record in enumerate(records):
+            row = item_rows.get(record.item_id)  # type: ignore[arg-type]
+            if row is not None:
+                known.append(j)
+                rows.append(row)
+            elif fallback is not None:
+                lines[positions[j]] = ok_line(record.input_json, fallback)
+            else:
+                lines[positions[j]] = error_line(
+                    record.input_json,
+                    f"{UNKNOWN_ITEM}: itemId {_quote(record.item_id or '')} is not in the model, {unknown_reason}",
+                )
+                failed += 1
+        return known, rows, failed
+
+    def _related_items(self, records: list[Record], positions: list[int], lines: list[bytes]) -> int:
+        model = self.model
+        known, rows, failed = self._known_items(
+            records,
+            positions,
+            lines,
+            fallback=self._popular,
+            unknown_reason="and the model has no item_popularity for cold start",
+        )
+        if not known:
+            return failed
+        k = min(self.num_results, model.n_items - 1)
+        if k < 1:  # a one-item catalogue: nothing is related to its only item
+            ids: list[list[str]] = [[] for _ in known]
+        else:
+            query_rows = np.asarray(rows, dtype=np.int64)
+            queries = model.unit_item_factors[query_rows]
+            # Each query excludes its own item: CSR with exactly one entry per row.
+            exclude = (np.arange(len(known) + 1, dtype=np.int64), query_rows)
+            result = model.cosine_index.search(queries, k, exclude=exclude, threads=self.threads)
+            ids = self._ids(self._item_objects, result.indices)
+        for j, row_ids in zip(known, ids, strict=True):
+            lines[positions[j]] = ok_line(records[j].input_json, items_output(row_ids))
+        return failed
+
+    def _user_segmentation(self, records: list[Record], positions: list[int], lines: list[bytes]) -> int:
+        model = self.model
+        known, rows, failed = self._known_items(
+            records, positions, lines, fallback=None, unknown_reason="so no user has an affinity to it"
+        )
+        if not known:
+            return failed
+        assert model.item_factors is not None
+        k = min(self.num_results, model.n_users)
+        queries = model.item_factors[np.asarray(rows, dtype=np.int64)]
+        result = model.user_index.search(queries, k, threads=self.threads)
+        for j, row_ids in zip(known, self._ids(self._user_objects, result.indices), strict=True):
+            lines[positions[j]] = ok_line(records[j].input_json, users_output(row_ids))
+        return failed
+
+    def _personalized_ranking(self, records: list[Record], positions: list[int], lines: list[bytes]) -> int:
+        model = self.model
+        user_rows, item_rows = model.user_rows, model.item_rows
+        popularity = model.item_popularity
+        failed = 0
+        ranked: list[int] = []  # positions in records
+        users: list[int] = []  # user row, -1 for a cold user ranked by popularity
+        lists: list[list[str]] = []  # deduplicated itemLists
+        for j, record in enumerate(records):
+            user = user_rows.get(record.user_id)  # type: ignore[arg-type]
+            if user is None and popularity is None:
+                lines[positions[j]] = error_line(
+                    record.input_json,
+                    f"{UNKNOWN_USER}: userId {_quote(record.user_id or '')} is not in the model, "
+                    f"and the model has no item_popularity to rank by",
+                )
+                failed += 1
+                continue
+            ranked.append(j)
+            users.append(-1 if user is None else user)
+            lists.append(list(dict.fromkeys(record.item_list or ())))
+        if not ranked:
+            return failed
+
+        counts = np.fromiter((len(items) for items in lists), dtype=np.int64, count=len(lists))
+        n, width = len(lists), int(counts.max())
+        flat_items = list(itertools.chain.from_iterable(lists))
+        flat_rows = np.fromiter(
+            map(item_rows.get, flat_items, itertools.repeat(-1)), dtype=np.int64, count=len(flat_items)
+        )
+        record_of = np.repeat(np.arange(n), counts)
+        slot = np.arange(flat_rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        user_of = np.asarray(users, dtype=np.int64)[record_of]
+        known = flat_rows >= 0
+
+        # key: what the list is ordered by (higher first); probability: the score written.
+        flat_key = np.full(flat_rows.size, -np.inf)
+        warm_pairs = np.flatnonzero(known & (user_of >= 0))
+        flat_key[warm_pairs] = self._dot(user_of[warm_pairs], flat_rows[warm_pairs])
+        cold_pairs = np.flatnonzero(known & (user_of < 0))
+        if cold_pairs.size:
+            assert popularity is not None
+            flat_key[cold_pairs] = popularity[flat_rows[cold_pairs]]
+
+        key = np.full((n, width), -np.inf)
+        key[record_of, slot] = flat_key
+        known_matrix = np.zeros((n, width), dtype=bool)
+        known_matrix[record_of, slot] = known
+        cold = np.asarray(users, dtype=np.int64) < 0
+        probability = np.zeros((n, width))
+        # Warm users: softmax of u.v over the known items of the list.
+        peak = np.where(known_matrix.any(axis=1), np.max(key, axis=1), 0.0)
+        exp = np.where(known_matrix, np.exp(key - peak[:, None]), 0.0)
+        total = exp.sum(axis=1, keepdims=True)
+        np.divide(exp, total, out=probability, where=(total > 0) & ~cold[:, None])
+        if cold.any():
+            # Cold users: each known item's share of the list's popularity (uniform if all are 0).
+            popular = np.where(known_matrix[cold], key[cold], 0.0)
+            pop_total = popular.sum(axis=1, keepdims=True)
+            n_known = known_matrix[cold].sum(axis=1, keepdims=True)
+            share = np.where(
+                pop_total > 0,
+                popular / np.where(pop_total > 0, pop_total, 1.0),
+                known_matrix[cold] / np.maximum(n_known, 1),
+            )
+            probability[cold] = share
+
+        # Order: key descending; ties by the lower catalogue row; unknown items last, in list order.
+        catalogue = np.full((n, width), np.iinfo(np.int64).max)
+        catalogue[record_of, slot] = np.where(known, flat_rows, slot)
+        order = np.lexsort((catalogue, -key), axis=-1)
+        ordered_probability = np.take_along_axis(probability, order, axis=-1)
+        in_list = np.arange(width)[None, :] < counts[:, None]
+        score_rows = format_score_rows(ordered_probability[in_list], counts.tolist())
+        # The input's own strings (unknown items are not in the catalogue), in ranked order.
+        starts = np.cumsum(counts) - counts
+        ranked_items: list[str] = np.array(flat_items, dtype=object)[
+            (starts[:, None] + order)[in_list]
+        ].tolist()
+        end = 0
+        for index, j in enumerate(ranked):
+            start, end = end, end + int(counts[index])
+            output = items_scores_output(ranked_items[start:end], score_rows[index])
+            lines[positions[j]] = ok_line(records[j].input_json, output)
+        return failed
+
+    def _dot(self, user_rows: NDArray[np.int64], item_rows: NDArray[np.int64]) -> NDArray[np.float64]:
+        """u.v for each (user, item) pair, in float64 (the itemList softmax is sensitive to rounding)."""
+        users, items = self.model.user_factors, self.model.item_factors
+        assert users is not None and items is not None
+        out = np.empty(user_rows.size, dtype=np.float64)
+        for start in range(0, user_rows.size, _PAIR_CHUNK):
+            stop = start + _PAIR_CHUNK
+            u: NDArray[Any] = users[user_rows[start:stop]].astype(np.float64)
+            v: NDArray[Any] = items[item_rows[start:stop]].astype(np.float64)
+            out[start:stop] = np.einsum("ij,ij->i", u, v)
+        return out
