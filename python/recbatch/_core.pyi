@@ -1,5 +1,4 @@
-"""Type stub for the compiled extension (cpp/bindings/module.cpp)."""
-
+# Type stub for the compiled extension (cpp/bindings/module.cpp).
 import numpy as np
 from numpy.typing import NDArray
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -27,7 +27,7 @@ __all__ = [
 
 #: Per-query exclusions: a ``scipy.sparse`` CSR matrix of shape (n_queries, n_items)
 #: or an ``(indptr, indices)`` pair in CSR layout.
-ExcludeLike = Union[Any, tuple[ArrayLike, ArrayLike]]
+ExcludeLike = Any  # scipy.sparse CSR matrix, or tuple[ArrayLike, ArrayLike]
 
 _LEVEL_ORDER = ("scalar", "avx2", "avx512", "neon")
 

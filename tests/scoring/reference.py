@@ -20,7 +20,9 @@ class Reference:
     eligible: NDArray[np.bool_]  # (n, m)
 
 
-def eligibility(n: int, m: int, exclude_lists: list[list[int]] | None, allow: NDArray[np.bool_] | None) -> NDArray[np.bool_]:
+def eligibility(
+    n: int, m: int, exclude_lists: list[list[int]] | None, allow: NDArray[np.bool_] | None
+) -> NDArray[np.bool_]:
     eligible = np.ones((n, m), dtype=bool)
     if allow is not None:
         eligible &= allow[None, :]
@@ -30,7 +32,9 @@ def eligibility(n: int, m: int, exclude_lists: list[list[int]] | None, allow: ND
     return eligible
 
 
-def reference(queries: NDArray[np.float32], items: NDArray[np.float32], eligible: NDArray[np.bool_]) -> Reference:
+def reference(
+    queries: NDArray[np.float32], items: NDArray[np.float32], eligible: NDArray[np.bool_]
+) -> Reference:
     q = queries.astype(np.float64)
     v = items.astype(np.float64)
     scores = q @ v.T
@@ -53,7 +57,7 @@ def logsumexp(ref: Reference) -> NDArray[np.float64]:
 
 def check_top_k(result: recbatch.TopKResult, ref: Reference, k: int) -> None:
     """The returned rows are a valid top k of the exact scores, up to float32 rounding."""
-    n, m = ref.scores.shape
+    n = ref.scores.shape[0]
     assert result.indices.shape == (n, k) and result.indices.dtype == np.int64
     assert result.scores.shape == (n, k) and result.scores.dtype == np.float32
     for row in range(n):

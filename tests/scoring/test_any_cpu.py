@@ -34,14 +34,36 @@ def test_package_runs_on_older_cpu(cpu: str, level: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "RECBATCH_SIMD"}
     probe = subprocess.run(
         [QEMU, "-cpu", cpu, sys.executable, "-c", "import recbatch; print(recbatch.simd_level())"],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == level
     tests = subprocess.run(
-        [QEMU, "-cpu", cpu, sys.executable, "-m", "pytest", str(EXACTNESS), "-q", "-x", "-p", "no:cacheprovider",
-         "-k", "not property and not large_catalogue"],
-        capture_output=True, text=True, env=env, timeout=900, check=False, cwd=Path(__file__).parents[2],
+        [
+            QEMU,
+            "-cpu",
+            cpu,
+            sys.executable,
+            "-m",
+            "pytest",
+            str(EXACTNESS),
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "not property and not large_catalogue",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+        cwd=Path(__file__).parents[2],
     )
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
     assert " passed" in tests.stdout

@@ -28,9 +28,17 @@ def data(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         ({"k": True}, TypeError, "k must be an integer"),
         ({"threads": 0}, ValueError, "threads"),
         ({"simd": "sse9"}, ValueError, "simd="),
-        ({"allow": np.ones(19, dtype=bool)}, ValueError, "allow as a boolean mask must have length n_items = 20"),
+        (
+            {"allow": np.ones(19, dtype=bool)},
+            ValueError,
+            "allow as a boolean mask must have length n_items = 20",
+        ),
         ({"allow": np.array([0, 20])}, ValueError, "allow indices must lie in [0, 20)"),
-        ({"exclude": sp.csr_matrix((6, 21))}, ValueError, "exclude must have shape (n_queries, n_items) = (6, 20)"),
+        (
+            {"exclude": sp.csr_matrix((6, 21))},
+            ValueError,
+            "exclude must have shape (n_queries, n_items) = (6, 20)",
+        ),
         ({"exclude": (np.array([0, 1]), np.array([1]))}, ValueError, "n_queries + 1 = 7"),
         ({"exclude": (np.zeros(7, dtype=int), np.array([3]))}, ValueError, "end at len(indices)"),
         ({"exclude": (np.array([0, 1, 1, 1, 1, 1, 1]), np.array([20]))}, ValueError, "entry 0 is 20"),
@@ -65,7 +73,7 @@ def test_bad_arrays_name_the_argument(data: tuple[np.ndarray, np.ndarray]) -> No
         recbatch.top_k(bad, items, 3)
     huge = items.astype(np.float64)
     huge[7, 0] = 1e300
-    with pytest.raises(ValueError, match="items must be finite: row 7 .*beyond float32's range"):
+    with pytest.raises(ValueError, match=r"items must be finite: row 7 .*beyond float32's range"):
         recbatch.ItemIndex(huge)
 
 
@@ -168,6 +176,8 @@ except KeyboardInterrupt:
     sys.exit(0)
 print("finished", flush=True)
 """
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=False
+    )
     assert proc.stdout.strip() == "interrupted", proc.stderr
     assert proc.returncode == 0

@@ -28,7 +28,9 @@ def test_matches_reference_for_odd_dims(level: str, dim: int, rng: np.random.Gen
     np.testing.assert_allclose(result.logsumexp, logsumexp(ref), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize(("n_items", "k"), [(40, 1), (40, 40), (40, 41), (33, 100), (1, 3), (64, 64), (1000, 1)])
+@pytest.mark.parametrize(
+    ("n_items", "k"), [(40, 1), (40, 40), (40, 41), (33, 100), (1, 3), (64, 64), (1000, 1)]
+)
 def test_k_edges_pad_with_minus_one(level: str, n_items: int, k: int, rng: np.random.Generator) -> None:
     queries, items = gaussian(rng, 13, 8), gaussian(rng, n_items, 8)
     result = recbatch.top_k(queries, items, k, simd=level)
@@ -60,7 +62,9 @@ def test_threads_give_identical_results(level: str, rng: np.random.Generator) ->
 
 
 def random_exclusions(rng: np.random.Generator, n: int, m: int, per_row: int) -> list[list[int]]:
-    lists = [sorted(rng.choice(m, size=rng.integers(0, per_row + 1), replace=False).tolist()) for _ in range(n)]
+    lists = [
+        sorted(rng.choice(m, size=rng.integers(0, per_row + 1), replace=False).tolist()) for _ in range(n)
+    ]
     lists[0] = list(range(m))  # every item excluded for one query
     return lists
 
@@ -102,7 +106,9 @@ def test_allow_mask_and_index_array(level: str, rng: np.random.Generator) -> Non
     lists = random_exclusions(rng, n, m, 50)
     ref = reference(queries, items, eligibility(n, m, lists, mask))
     for allow in (mask, np.flatnonzero(mask)):
-        result = recbatch.top_k(queries, items, 20, allow=allow, exclude=to_csr(lists, m), simd=level, logsumexp=True)
+        result = recbatch.top_k(
+            queries, items, 20, allow=allow, exclude=to_csr(lists, m), simd=level, logsumexp=True
+        )
         check_top_k(result, ref, 20)
         assert result.logsumexp is not None
         np.testing.assert_allclose(result.logsumexp[1:], logsumexp(ref)[1:], rtol=1e-5, atol=1e-5)
@@ -143,7 +149,9 @@ def test_simd_levels_agree_with_scalar(rng: np.random.Generator) -> None:
     seed=st.integers(0, 2**32 - 1),
     level=st.sampled_from(recbatch.available_simd_levels()),
 )
-def test_property_random_shapes(n: int, m: int, dim: int, k: int, threads: int, seed: int, level: str) -> None:
+def test_property_random_shapes(
+    n: int, m: int, dim: int, k: int, threads: int, seed: int, level: str
+) -> None:
     rng = np.random.default_rng(seed)
     queries = (rng.standard_normal((n, dim)) * rng.uniform(0.1, 10)).astype(np.float32)
     items = (rng.standard_normal((m, dim)) * rng.uniform(0.1, 10)).astype(np.float32)

@@ -26,11 +26,25 @@ def tool(name: str) -> str:
 
 def test_kernel_under_address_and_ub_sanitizers(tmp_path: Path) -> None:
     build = tmp_path / "asan"
-    configure = [tool("cmake"), "-S", str(ROOT / "cpp"), "-B", str(build), "-G", "Ninja",
-                 f"-DCMAKE_MAKE_PROGRAM={tool('ninja')}", "-DRECBATCH_SANITIZE=ON", "-DRECBATCH_BUILD_TESTS=ON"]
+    configure = [
+        tool("cmake"),
+        "-S",
+        str(ROOT / "cpp"),
+        "-B",
+        str(build),
+        "-G",
+        "Ninja",
+        f"-DCMAKE_MAKE_PROGRAM={tool('ninja')}",
+        "-DRECBATCH_SANITIZE=ON",
+        "-DRECBATCH_BUILD_TESTS=ON",
+    ]
     subprocess.run(configure, check=True, capture_output=True, timeout=300)
-    subprocess.run([tool("cmake"), "--build", str(build), "-j2"], check=True, capture_output=True, timeout=900)
-    run = subprocess.run([str(build / "test_search")], capture_output=True, text=True, timeout=300, check=False)
+    subprocess.run(
+        [tool("cmake"), "--build", str(build), "-j2"], check=True, capture_output=True, timeout=900
+    )
+    run = subprocess.run(
+        [str(build / "test_search")], capture_output=True, text=True, timeout=300, check=False
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.strip().endswith("0 failed")
     assert "runtime error" not in run.stderr  # UBSan findings
