@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import orjson
 from numpy.typing import NDArray
+
 from recbatch.model import save_model, synthetic_model
 
 RECIPE = {

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from recbatch.jobs import io as jobio
 from recbatch.jobs.io import InputFile, JobIOError, OutputObject
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from recbatch.model import (
     Family,
     ModelError,
@@ -18,7 +19,6 @@ from recbatch.model import (
     synthetic_model,
     validate_model,
 )
-
 from tests.jobs.helpers import RECIPE, model_arrays
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-import recbatch
 from numpy.typing import NDArray
+
+import recbatch
 from recbatch.jobs.recipes import Scorer, records_per_batch
 from recbatch.jobs.records import parse_record
 from recbatch.model import Family, Model, ModelError, load_model, save_model
-
 from tests.jobs import helpers as ref
 from tests.jobs.helpers import model_arrays, write_model
 

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from recbatch.jobs.records import (
     ERROR_CODES,
     MAX_ITEM_LIST,

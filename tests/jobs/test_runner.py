@@ -12,6 +12,7 @@ import numpy as np
 import orjson
 import pytest
 from numpy.typing import NDArray
+
 from recbatch.jobs import io as jobio
 from recbatch.jobs import runner
 from recbatch.jobs.runner import (
@@ -22,7 +23,6 @@ from recbatch.jobs.runner import (
     run_batch_segment_job,
 )
 from recbatch.model import load_model, save_model
-
 from tests.conftest import AwsEndpoints
 from tests.jobs import helpers as ref
 from tests.jobs.helpers import job, model_arrays, read_output, solution, write_lines, write_model

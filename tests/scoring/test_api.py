@@ -181,3 +181,11 @@ print("finished", flush=True)
     )
     assert proc.stdout.strip() == "interrupted", proc.stderr
     assert proc.returncode == 0
+
+
+def test_importing_recbatch_loads_only_the_kernel() -> None:
+    # Spark/Ray/Dask workers embed the kernel: the job layer's dependencies load on first use.
+    probe = "import sys, recbatch; print(sorted(m for m in ('boto3', 'smart_open', 'sqlite3') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert callable(recbatch.client) and callable(recbatch.save_model)
