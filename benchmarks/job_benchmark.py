@@ -1,0 +1,97 @@
+"""A whole batch inference job, end to end, on local files: records/s, kernel share, peak memory.
+
+    python benchmarks/job_benchmark.py                 # 1,000,000 lines, 100,000 items, d=64, k=25
+    python benchmarks/job_benchmark.py --lines 100000  # a quicker run
+
+The job runs through the public client (import, create, wait), exactly as a user runs one. The
+kernel's share is the time spent inside ItemIndex.search; peak memory is the process's peak
+resident set during the job alone (reset before it starts), so building the model is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import recbatch
+from recbatch import scoring
+from recbatch.model import synthetic_model
+
+
+def reset_peak_rss() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM to the current RSS
+
+
+def peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=200_000, help="distinct users the lines draw from")
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--k", type=int, default=25)
+    parser.add_argument("--recipe", default="aws-user-personalization")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="recbatch-job-bench-"))
+    rng = np.random.default_rng(0)
+    recbatch.save_model(str(work / "model.npz"), **synthetic_model(args.users, args.items, args.dim, seed=0))
+    users = rng.integers(0, args.users, size=args.lines)
+    with open(work / "users.jsonl", "w") as handle:
+        handle.writelines(f'{{"userId": "u{u}"}}\n' for u in users)
+
+    kernel_seconds = 0.0
+    original_search = scoring.ItemIndex.search
+
+    def timed_search(self: scoring.ItemIndex, *a: Any, **kw: Any) -> scoring.TopKResult:
+        nonlocal kernel_seconds
+        start = time.perf_counter()
+        try:
+            return original_search(self, *a, **kw)
+        finally:
+            kernel_seconds += time.perf_counter() - start
+
+    scoring.ItemIndex.search = timed_search  # type: ignore[method-assign]
+    options = {} if args.threads is None else {"threads": args.threads}
+    with recbatch.client(work / "home", **options) as client:
+        arn = client.import_solution_version(
+            solutionName="bench", recipeArn=f"arn:aws:personalize:::recipe/{args.recipe}", modelPath=str(work / "model.npz")
+        )["solutionVersionArn"]
+        reset_peak_rss()
+        start = time.perf_counter()
+        job_arn = client.create_batch_inference_job(
+            jobName="bench",
+            solutionVersionArn=arn,
+            numResults=args.k,
+            jobInput={"s3DataSource": {"path": str(work / "users.jsonl")}},
+            jobOutput={"s3DataDestination": {"path": str(work / "out") + "/"}},
+            roleArn="arn:aws:iam::000000000000:role/bench",
+        )["batchInferenceJobArn"]
+        job = client.wait_for_job(job_arn)
+        total = time.perf_counter() - start
+    assert job["status"] == "ACTIVE", job.get("failureReason")
+    lines = sum(1 for _ in open(work / "out" / "users.jsonl.out"))
+    assert lines == args.lines
+    print(f"job: {args.lines:,} lines, {args.items:,} items, d={args.dim}, k={args.k}, {args.recipe}")
+    print(f"threads: {args.threads or recbatch.default_threads()}, SIMD: {recbatch.simd_level()}")
+    print(f"total {total:.2f} s  ->  {args.lines / total:,.0f} records/s")
+    print(f"kernel {kernel_seconds:.2f} s ({100 * kernel_seconds / total:.0f}% of the job), "
+          f"outside the kernel {total - kernel_seconds:.2f} s ({100 * (1 - kernel_seconds / total):.0f}%)")
+    print(f"peak resident memory during the job: {peak_rss_mib():,.0f} MiB")
+    print(f"(work files in {work})")
+
+
+if __name__ == "__main__":
+    main()
