@@ -82,7 +82,8 @@ def main() -> None:
         job = client.wait_for_job(job_arn)
         total = time.perf_counter() - start
     assert job["status"] == "ACTIVE", job.get("failureReason")
-    lines = sum(1 for _ in open(work / "out" / "users.jsonl.out"))
+    with open(work / "out" / "users.jsonl.out") as handle:
+        lines = sum(1 for _ in handle)
     assert lines == args.lines
     print(f"job: {args.lines:,} lines, {args.items:,} items, d={args.dim}, k={args.k}, {args.recipe}")
     print(f"threads: {args.threads or recbatch.default_threads()}, SIMD: {recbatch.simd_level()}")
