@@ -149,13 +149,18 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         std::vector<std::int64_t> row_ends(s.cursors.begin() + 1, s.cursors.end());
         std::vector<char> group_done((rows + kMaxRows - 1) / kMaxRows, 0);
 
-        for (std::size_t tile = 0; tile < n_blocks; tile += tile_blocks) {
+        // Tiles start small and double: the kernel compares against each query's k-th best as
+        // it stood when the tile began, so a first full-size tile would flag every item in it
+        // while the heaps are still empty. Growing tiles keep candidates near k per tile.
+        std::size_t next_tile_size = std::min(tile_blocks, (k + kBlockItems - 1) / kBlockItems + 1);
+        for (std::size_t tile = 0, tile_size = 0; tile < n_blocks; tile += tile_size) {
+            tile_size = std::min(next_tile_size, n_blocks - tile);
+            next_tile_size = std::min(tile_blocks, 2 * next_tile_size);
             if ((options.cancel != nullptr && options.cancel->load(std::memory_order_relaxed)) ||
                 cancelled.load(std::memory_order_relaxed)) {
                 cancelled.store(true);
                 return;
             }
-            const std::size_t tile_size = std::min(tile_blocks, n_blocks - tile);
             const std::int64_t tile_end = static_cast<std::int64_t>((tile + tile_size) * kBlockItems);
             for (std::size_t group = 0; group < rows; group += kMaxRows) {
                 if (group_done[group / kMaxRows]) continue;

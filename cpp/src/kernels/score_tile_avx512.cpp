@@ -17,9 +17,16 @@ template <int R>
 void score_rows(const TileJob& job, std::size_t row0) {
     const float* q[R];
     for (int r = 0; r < R; ++r) q[r] = job.queries[row0 + r];
-    const std::size_t dim = job.dim, row_floats = job.n_blocks * kBlock;
-    for (std::size_t b = 0; b < job.n_blocks; ++b) {
-        const float* panel = job.panels + b * dim * kBlock;
+    // Local copies: the stores below could alias `job` as far as the compiler knows, which
+    // would make it reload every field after each store.
+    const std::size_t dim = job.dim, n_blocks = job.n_blocks, row_floats = n_blocks * kBlock;
+    const float* const panels = job.panels;
+    const float* const thresholds = job.thresholds;
+    const std::uint32_t* const eligible = job.eligible;
+    float* const scores = job.scores;
+    std::uint32_t* const candidates = job.candidates;
+    for (std::size_t b = 0; b < n_blocks; ++b) {
+        const float* panel = panels + b * dim * kBlock;
         __m512 acc[R][2];
 #pragma GCC unroll 12
         for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -36,14 +43,14 @@ void score_rows(const TileJob& job, std::size_t row0) {
 #pragma GCC unroll 12
         for (int r = 0; r < R; ++r) {
             const std::size_t row = row0 + r;
-            float* out = job.scores + row * row_floats + b * kBlock;
+            float* out = scores + row * row_floats + b * kBlock;
             _mm512_storeu_ps(out, acc[r][0]);
             _mm512_storeu_ps(out + 16, acc[r][1]);
-            const __m512 threshold = _mm512_set1_ps(job.thresholds[row]);
+            const __m512 threshold = _mm512_set1_ps(thresholds[row]);
             const std::uint32_t above =
                 static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[r][0], threshold, _CMP_GE_OQ)) |
                 (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[r][1], threshold, _CMP_GE_OQ)) << 16);
-            job.candidates[row * job.n_blocks + b] = above & job.eligible[row * job.n_blocks + b];
+            candidates[row * n_blocks + b] = above & eligible[row * n_blocks + b];
         }
     }
 }
