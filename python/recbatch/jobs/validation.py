@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recbatch.jobs.errors import InvalidInputException, TooManyTagsException
+from recbatch.model import RECIPES
 
 __all__ = [
     "MAX_NUM_RESULTS_INFERENCE",
@@ -52,17 +53,8 @@ DEFAULT_NUM_RESULTS = 25
 MAX_TAGS_PER_RESOURCE = 50
 
 RECIPE_PREFIX = "arn:aws:personalize:::recipe/"
-#: Recipe name -> Personalize recipe family. Only these recipes are implemented.
-RECIPE_FAMILIES: dict[str, str] = {
-    "aws-user-personalization": "USER_PERSONALIZATION",
-    "aws-user-personalization-v2": "USER_PERSONALIZATION",
-    "aws-similar-items": "RELATED_ITEMS",
-    "aws-sims": "RELATED_ITEMS",
-    "aws-personalized-ranking": "PERSONALIZED_RANKING",
-    "aws-personalized-ranking-v2": "PERSONALIZED_RANKING",
-    "aws-popularity-count": "POPULAR_ITEMS",
-    "aws-item-affinity": "USER_SEGMENTATION",
-}
+#: Recipe name -> Personalize recipe family: the recipes recbatch implements (one table, in recbatch.model).
+RECIPE_FAMILIES: dict[str, str] = {name: family.value for name, family in RECIPES.items()}
 #: Families served by batch segment jobs; every other family is served by batch inference jobs.
 SEGMENT_FAMILIES = frozenset({"USER_SEGMENTATION"})
 
