@@ -94,14 +94,29 @@ def _as_matrix(name: str, value: ArrayLike) -> NDArray[np.float32]:
     # One copy at most: to contiguous float32 (other float dtypes are rounded to float32).
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, naming the row
         matrix = np.ascontiguousarray(array, dtype=np.float32)
-    finite_rows = np.isfinite(matrix).all(axis=1)
-    if not finite_rows.all():
-        bad = int(np.flatnonzero(~finite_rows)[0])
+    bad = _first_nonfinite_row(matrix)
+    if bad is not None:
         msg = f"{name} must be finite: row {bad} holds NaN or infinity"
         if array.dtype != np.float32 and np.isfinite(np.asarray(array[bad], dtype=np.float64)).all():
             msg += " after conversion to float32 (a value is beyond float32's range)"
         raise ValueError(msg)
     return matrix
+
+
+def _first_nonfinite_row(matrix: NDArray[np.float32]) -> int | None:
+    """The first row holding NaN or infinity, without an (n x d) temporary.
+
+    A row sum is non-finite whenever the row holds NaN or infinity (they propagate), so the
+    common all-finite case costs one pass and n floats; only a non-finite sum (or an overflow
+    of finite values) pays for the exact check, a bounded chunk at a time.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = matrix.sum(axis=1, dtype=np.float32)
+    suspects = np.flatnonzero(~np.isfinite(sums))
+    for row in suspects:
+        if not np.isfinite(matrix[row]).all():
+            return int(row)
+    return None
 
 
 def _exclusions(

@@ -189,3 +189,13 @@ def test_importing_recbatch_loads_only_the_kernel() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert callable(recbatch.client) and callable(recbatch.save_model)
+
+
+def test_finite_check_names_the_first_bad_row_and_accepts_overflowing_sums() -> None:
+    items = np.ones((50, 3), dtype=np.float32)
+    items[30] = [np.inf, -np.inf, 0]  # row sum is NaN
+    items[40, 1] = np.nan
+    with pytest.raises(ValueError, match="items must be finite: row 30"):
+        recbatch.ItemIndex(items)
+    big = np.full((4, 3), 3e38, dtype=np.float32)  # finite values whose row sum overflows
+    assert recbatch.ItemIndex(big).n_items == 4
