@@ -13,9 +13,20 @@
 
 namespace recbatch {
 
-void PackedItems::AlignedFree::operator()(float* p) const { std::free(p); }
+void PackedItems::AlignedFree::operator()(void* p) const { std::free(p); }
 
-PackedItems::PackedItems(const float* items, std::size_t n_items, std::size_t dim)
+namespace {
+
+// The float32 nearest to x, moved up one step where it is below x: an upper bound.
+float round_up(double x) {
+    float f = static_cast<float>(x);
+    if (static_cast<double>(f) < x) f = std::nextafter(f, INFINITY);
+    return f;
+}
+
+}  // namespace
+
+PackedItems::PackedItems(const float* items, std::size_t n_items, std::size_t dim, bool with_int8)
     : n_items_(n_items), dim_(dim), n_blocks_((n_items + kBlockItems - 1) / kBlockItems) {
     if (n_items == 0 || dim == 0) throw std::invalid_argument("items must have at least one row and one column");
     if (n_items > std::numeric_limits<std::uint32_t>::max())
@@ -49,6 +60,46 @@ PackedItems::PackedItems(const float* items, std::size_t n_items, std::size_t di
         const std::size_t lane = p % kBlockItems;
         const float* row = items + static_cast<std::size_t>(item_at_[p]) * dim;
         for (std::size_t d = 0; d < dim; ++d) block[d * kBlockItems + lane] = row[d];
+    }
+    if (with_int8) quantise(items);
+}
+
+void PackedItems::quantise(const float* items) {
+    const std::size_t positions = n_blocks_ * kBlockItems;
+    const std::size_t bytes = ((n_blocks_ * int8_block_bytes() + 63) / 64) * 64;
+    auto* data = static_cast<std::int8_t*>(std::aligned_alloc(64, bytes));
+    if (data == nullptr) throw std::bad_alloc();
+    int8_panels_.reset(data);
+    std::memset(data, 0, bytes);
+    int8_offset_.assign(positions, 0);
+    int8_scale_.assign(positions, 0.0f);
+    norm_up_.assign(positions, 0.0f);
+    residual_up_.assign(positions, 0.0f);
+    // Sums of d squares in double carry a relative error below d * 2^-53; this covers it.
+    const double inflate = 1.0 + 1e-9;
+    for (std::size_t p = 0; p < n_items_; ++p) {
+        const float* row = items + static_cast<std::size_t>(item_at_[p]) * dim_;
+        float max_abs = 0.0f;
+        for (std::size_t d = 0; d < dim_; ++d) max_abs = std::max(max_abs, std::fabs(row[d]));
+        const float scale = max_abs / 127.0f;
+        std::int8_t* block = data + (p / kBlockItems) * int8_block_bytes();
+        const std::size_t lane = p % kBlockItems, half = lane / 16, item = lane % 16;
+        std::int32_t sum = 0;
+        double norm = 0.0, residual = 0.0;
+        for (std::size_t d = 0; d < dim_; ++d) {
+            double q = scale > 0.0f ? std::nearbyint(static_cast<double>(row[d]) / scale) : 0.0;
+            q = std::clamp(q, -127.0, 127.0);
+            const auto v8 = static_cast<std::int8_t>(q);
+            block[(d / 4) * 128 + half * 64 + item * 4 + d % 4] = v8;
+            sum += v8;
+            const double r = static_cast<double>(row[d]) - static_cast<double>(scale) * q;
+            norm += static_cast<double>(row[d]) * row[d];
+            residual += r * r;
+        }
+        int8_offset_[p] = -128 * sum;
+        int8_scale_[p] = scale;
+        norm_up_[p] = round_up(std::sqrt(norm) * inflate);
+        residual_up_[p] = round_up(std::sqrt(residual) * inflate);
     }
 }
 

@@ -5,6 +5,7 @@
 #include "recbatch/search.hpp"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <stdexcept>
 #include <utility>
@@ -31,6 +32,7 @@ ScoreTileFn select_kernel(SimdLevel level) {
                                     "' is not supported by this CPU");
     switch (level) {
 #ifdef RECBATCH_X86_64
+        case SimdLevel::avx512_vnni:  // the float kernel of avx512; screening is added on top
         case SimdLevel::avx512: return kernels::avx512::score_tile;
         case SimdLevel::avx2: return kernels::avx2::score_tile;
 #endif
@@ -77,6 +79,89 @@ std::size_t first_unreachable_block(const PackedItems& items, std::size_t begin,
     return block;
 }
 
+// ---- The int8 screening pass (level avx512_vnni) ------------------------------------------
+//
+// Per query q (float32) the driver picks s_q = max_i |q_i| / 127 (float32) and
+// q8 = round(q / s_q) in [-127, 127]; PackedItems holds the same for every item v (s_v, v8).
+// With q~ = s_q q8 and v~ = s_v v8 (real numbers), for the real inner product p = q . v:
+//     p = q~ . v~ + (q - q~) . v + q~ . (v - v~)
+//     |p - s_q s_v (q8 . v8)| <= |q - q~| |v| + |q~| |v - v~|          (Cauchy-Schwarz)
+// The float32 score f the kernel computes is a chain of d FMAs from 0, so
+// |f - p| <= gamma_d sum_i |q_i v_i| <= gamma_d |q| |v|, gamma_d = d u / (1 - d u), u = 2^-24,
+// plus an absolute d * 2^-150 where products fall into the subnormal range. Hence
+//     f <= s_q [ s_v D + a |v| + b |v - v~| ] + A,   D = q8 . v8 (exact in int32),
+//     a = (|q - q~| + gamma_d |q|) / s_q,  b = |q~| / s_q,  A = (d + 16) 2^-149.
+// The kernel evaluates x = fma(float(D), s_v, fma(a, |v|, b |v - v~|)) in float32 with
+// norms rounded up; its own rounding (float(D) and three roundings) is below
+// 2u |s_v D| + 3u (a |v| + b |v - v~|), and |s_v D| <= |q~| (|v| + |v - v~|) / s_q, so
+// a and b below carry 4u |q~| / s_q more and a (1 + 1e-6) margin (which also covers
+// every double rounding here), and t = (T - A) / s_q - margin is rounded down. Then
+//     f >= T  implies  x >= t,
+// i.e. an item that is not flagged cannot reach the query's current k-th best score T.
+// Flagged blocks are rescored by the avx512 kernel's own arithmetic (score_block) and
+// pushed under the plain path's rule (score >= T), so every heap sees exactly the pushes
+// it sees on the avx512 level: results, and even pruning decisions, are identical.
+// Rows where the bound cannot be trusted (s_q not a normal float, a float32 score that
+// could overflow, T = +inf) get t = -inf: every item is rescored.
+
+constexpr double kUnit = 0x1p-24;
+
+// The float32 nearest to x, moved down (up) one step where it is above (below) x.
+float round_down(double x) {
+    float f = static_cast<float>(x);
+    if (static_cast<double>(f) > x) f = std::nextafter(f, -INFINITY);
+    return f;
+}
+float round_up(double x) {
+    float f = static_cast<float>(x);
+    if (static_cast<double>(f) < x) f = std::nextafter(f, INFINITY);
+    return f;
+}
+
+// Quantises one query row into `bytes` (dim_groups * 4: q8 + 128, padding 128) and returns
+// its bound constants; ok = false where the bound cannot be trusted.
+struct RowBound {
+    float scale = 0.0f, a = INFINITY, b = INFINITY;
+    bool ok = false;
+};
+
+RowBound quantise_query(const float* q, std::size_t dim, std::size_t groups, double norm, double max_item_norm,
+                        std::uint8_t* bytes) {
+    RowBound out;
+    std::fill(bytes, bytes + groups * 4, std::uint8_t{128});
+    float max_abs = 0.0f;
+    for (std::size_t d = 0; d < dim; ++d) max_abs = std::max(max_abs, std::fabs(q[d]));
+    const float scale = max_abs / 127.0f;
+    const double gamma = (static_cast<double>(dim) + 2.0) * kUnit / (1.0 - (static_cast<double>(dim) + 2.0) * kUnit);
+    if (!(scale >= FLT_MIN) || !(gamma < 0.5)) return out;
+    // No partial sum of a float32 score may overflow: |q| |v| (1 + gamma) well below FLT_MAX.
+    if (!(norm * max_item_norm * 4.0 < static_cast<double>(FLT_MAX))) return out;
+    double residual = 0.0, quantised = 0.0;
+    for (std::size_t d = 0; d < dim; ++d) {
+        const double q8 = std::clamp(std::nearbyint(static_cast<double>(q[d]) / scale), -127.0, 127.0);
+        bytes[d] = static_cast<std::uint8_t>(static_cast<int>(q8) + 128);
+        const double approx = static_cast<double>(scale) * q8;
+        residual += (q[d] - approx) * (q[d] - approx);
+        quantised += approx * approx;
+    }
+    const double inflate = 1.0 + 1e-9;
+    const double eq = std::sqrt(residual) * inflate, nqt = std::sqrt(quantised) * inflate, nq = norm * inflate;
+    out.scale = scale;
+    out.a = round_up((eq + gamma * nq + 4.0 * kUnit * nqt) * (1.0 + 1e-6) / scale);
+    out.b = round_up(nqt * (1.0 + 4.0 * kUnit) * (1.0 + 1e-6) / scale);
+    out.ok = std::isfinite(out.a) && std::isfinite(out.b);
+    return out;
+}
+
+// The screening threshold t for a row whose current k-th best score is T.
+float screen_threshold(const RowBound& row, float threshold, std::size_t dim) {
+    if (!row.ok || !(threshold > -INFINITY) || !(threshold < INFINITY)) return -INFINITY;
+    const double absolute = (static_cast<double>(dim) + 16.0) * 0x1p-149;
+    double x = (static_cast<double>(threshold) - absolute) / row.scale;
+    x -= std::fabs(x) * 1e-12 + 4.0 * 0x1p-149;
+    return round_down(x);
+}
+
 struct Scratch {
     std::vector<const float*> rows;
     std::vector<float> thresholds, scores, lse_max;
@@ -85,6 +170,13 @@ struct Scratch {
     std::vector<std::int64_t> cursors, excluded;  // per row: positions of its excluded items, sorted
     std::vector<double> query_norms;
     std::vector<std::pair<float, std::int64_t>> sort_buffer;
+    // Screening only: quantised queries (rows x dim_groups * 4 bytes), their bound constants,
+    // and per group the kernel's row pointers and a, b, t.
+    std::vector<std::uint8_t> query_bytes;
+    std::vector<RowBound> row_bounds;
+    std::vector<const std::uint8_t*> byte_rows;
+    std::vector<float> screen_a, screen_b, screen_t;
+    float block_scores[kBlockItems];
 };
 
 }  // namespace
@@ -110,8 +202,11 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     const std::size_t n_tasks = (n + task_rows - 1) / task_rows;
     const std::vector<std::uint32_t> allowed = allowed_words(items, input.allow);
     const bool lse = options.logsumexp;
-    // The exact log-sum-exp needs every eligible item, so it turns pruning off.
+    // The exact log-sum-exp needs every eligible item, so it turns pruning off, and
+    // screening too (it would skip the exact scores of items that cannot reach the top k).
     const bool prune = !lse;
+    const bool screen = options.level == SimdLevel::avx512_vnni && !lse && items.has_int8() && dim <= 100000;
+    const std::size_t groups = items.dim_groups();
     std::atomic<bool> cancelled{false};
     std::vector<Scratch> scratch(std::min(threads, n_tasks));
 
@@ -128,6 +223,15 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         s.cursors.assign(rows + 1, 0);
         s.excluded.clear();
         s.query_norms.resize(rows);
+        if (screen) {
+            s.query_bytes.resize(rows * groups * 4);
+            s.row_bounds.resize(rows);
+            s.byte_rows.resize(kMaxRows);
+            s.screen_a.resize(kMaxRows);
+            s.screen_b.resize(kMaxRows);
+            s.screen_t.resize(kMaxRows);
+        }
+        std::uint64_t task_candidates = 0, task_rescored = 0;
         std::vector<TopKHeap> heaps;
         heaps.reserve(rows);
         for (std::size_t r = 0; r < rows; ++r) {
@@ -137,6 +241,9 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             double norm = 0.0;
             for (std::size_t d = 0; d < dim; ++d) norm += double(q[d]) * q[d];
             s.query_norms[r] = std::sqrt(norm);
+            if (screen)
+                s.row_bounds[r] = quantise_query(q, dim, groups, s.query_norms[r], items.block_norm_bound(0),
+                                                 s.query_bytes.data() + r * groups * 4);
             if (input.exclude_indptr == nullptr) continue;
             // Exclusions name caller indices; the scan walks stored positions.
             const std::size_t row_begin = s.excluded.size();
@@ -186,6 +293,53 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                         if (offset < blocks * kBlockItems) eligible[offset / kBlockItems] &= ~(1u << (offset % kBlockItems));
                     }
                 }
+                if (screen) {
+                    for (std::size_t r = 0; r < group_rows; ++r) {
+                        const RowBound& bound = s.row_bounds[group + r];
+                        s.byte_rows[r] = s.query_bytes.data() + (group + r) * groups * 4;
+                        s.screen_a[r] = bound.a;
+                        s.screen_b[r] = bound.b;
+                        s.screen_t[r] = screen_threshold(bound, s.thresholds[r], dim);
+                    }
+                    const std::size_t first_item = tile * kBlockItems;
+                    kernels::ScreenJob sjob{s.byte_rows.data(),
+                                            group_rows,
+                                            items.int8_panels() + tile * items.int8_block_bytes(),
+                                            blocks,
+                                            groups,
+                                            items.int8_offset() + first_item,
+                                            items.int8_scale() + first_item,
+                                            items.norm_up() + first_item,
+                                            items.residual_up() + first_item,
+                                            s.screen_a.data(),
+                                            s.screen_b.data(),
+                                            s.screen_t.data(),
+                                            s.eligible.data(),
+                                            s.candidates.data()};
+                    kernels::avx512_vnni::screen_tile(sjob);
+                    // Rescore every flagged block in float32 exactly as the avx512 kernel does,
+                    // and push what the plain path would push: eligible items scoring >= T.
+                    for (std::size_t r = 0; r < group_rows; ++r) {
+                        TopKHeap& heap = heaps[group + r];
+                        const float threshold = s.thresholds[r];
+                        for (std::size_t b = 0; b < blocks; ++b) {
+                            const std::uint32_t flagged = s.candidates[r * blocks + b];
+                            if (flagged == 0) continue;
+                            task_candidates += static_cast<std::uint64_t>(__builtin_popcount(flagged));
+                            ++task_rescored;
+                            kernels::avx512::score_block(s.rows[r], items.panels() + (tile + b) * items.block_floats(),
+                                                         dim, s.block_scores);
+                            std::uint32_t above = 0;
+                            for (std::size_t j = 0; j < kBlockItems; ++j)
+                                above |= static_cast<std::uint32_t>(s.block_scores[j] >= threshold) << j;
+                            for (std::uint32_t bits = above & s.eligible[r * blocks + b]; bits != 0; bits &= bits - 1) {
+                                const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
+                                heap.push(s.block_scores[j], items.item_at((tile + b) * kBlockItems + j));
+                            }
+                        }
+                    }
+                    continue;
+                }
                 kernels::TileJob job{s.rows.data(),
                                      group_rows,
                                      items.panels() + tile * items.block_floats(),
@@ -211,6 +365,11 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     }
                 }
             }
+        }
+        if (options.stats != nullptr && screen) {
+            options.stats->candidates.fetch_add(task_candidates, std::memory_order_relaxed);
+            options.stats->rescored_blocks.fetch_add(task_rescored, std::memory_order_relaxed);
+            options.stats->screened_queries.fetch_add(rows, std::memory_order_relaxed);
         }
         for (std::size_t r = 0; r < rows; ++r) {
             heaps[r].sort_descending(s.sort_buffer);

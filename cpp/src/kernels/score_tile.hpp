@@ -32,6 +32,37 @@ using ScoreTileFn = void (*)(const TileJob&);
 
 namespace scalar { void score_tile(const TileJob& job); }
 namespace avx2 { void score_tile(const TileJob& job); }
-namespace avx512 { void score_tile(const TileJob& job); }
+namespace avx512 {
+void score_tile(const TileJob& job);
+// One query row against one block: the 32 scores score_tile writes for it, bit for bit
+// (the same instructions in the same order), for rescoring screened candidates.
+void score_block(const float* query, const float* panel, std::size_t dim, float* out);
+}  // namespace avx512
+
+// The int8 screening pass (PackedItems' int8 copy; bound and proof in search.cpp). Per row
+// r and item j it computes, in float32, with D = q8_r . v8_j exactly in int32 (vpdpbusd on
+// the unsigned query bytes q8 + 128, its accumulator started at offset_j = -128 sum v8_j):
+//     x = fma(float(D), scale_j, fma(a_r, norm_j, b_r * residual_j))
+// and flags j when x is not below t_r (NaN counts as a candidate) and j is eligible.
+struct ScreenJob {
+    const std::uint8_t* const* queries;  // n_rows pointers to dim_groups * 4 bytes: q8 + 128
+    std::size_t n_rows;                  // 1..kMaxRows
+    const std::int8_t* panels;           // n_blocks int8 blocks, dim_groups * 128 bytes each
+    std::size_t n_blocks;
+    std::size_t dim_groups;
+    const std::int32_t* offset;  // per item of the tile (n_blocks * 32 each)
+    const float* scale;
+    const float* norm;
+    const float* residual;
+    const float* a;  // per row
+    const float* b;
+    const float* t;
+    const std::uint32_t* eligible;  // n_rows x n_blocks
+    std::uint32_t* candidates;      // n_rows x n_blocks
+};
+
+using ScreenTileFn = void (*)(const ScreenJob&);
+
+namespace avx512_vnni { void screen_tile(const ScreenJob& job); }
 
 }  // namespace recbatch::kernels

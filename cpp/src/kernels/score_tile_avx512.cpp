@@ -104,6 +104,17 @@ void update_logsumexp(const TileJob& job, std::size_t row) {
 
 }  // namespace
 
+void score_block(const float* query, const float* panel, std::size_t dim, float* out) {
+    __m512 lo_acc = _mm512_setzero_ps(), hi_acc = _mm512_setzero_ps();
+    for (std::size_t d = 0; d < dim; ++d) {
+        const __m512 qv = _mm512_set1_ps(query[d]);
+        lo_acc = _mm512_fmadd_ps(qv, _mm512_load_ps(panel + d * kBlock), lo_acc);
+        hi_acc = _mm512_fmadd_ps(qv, _mm512_load_ps(panel + d * kBlock + 16), hi_acc);
+    }
+    _mm512_storeu_ps(out, lo_acc);
+    _mm512_storeu_ps(out + 16, hi_acc);
+}
+
 void score_tile(const TileJob& job) {
     switch (job.n_rows) {
         case 12: score_rows<12>(job, 0); break;
