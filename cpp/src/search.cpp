@@ -162,6 +162,13 @@ float screen_threshold(const RowBound& row, float threshold, std::size_t dim) {
     return round_down(x);
 }
 
+// Set bits of a word (the baseline ISA has no popcnt instruction).
+std::uint64_t bit_count(std::uint32_t x) {
+    x = x - ((x >> 1) & 0x55555555u);
+    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+    return (((x + (x >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24;
+}
+
 struct Scratch {
     std::vector<const float*> rows;
     std::vector<float> thresholds, scores, lse_max;
@@ -176,6 +183,7 @@ struct Scratch {
     std::vector<RowBound> row_bounds;
     std::vector<const std::uint8_t*> byte_rows;
     std::vector<float> screen_a, screen_b, screen_t;
+    std::vector<std::uint32_t> block_rows;
     float block_scores[kBlockItems];
 };
 
@@ -230,6 +238,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             s.screen_a.resize(kMaxRows);
             s.screen_b.resize(kMaxRows);
             s.screen_t.resize(kMaxRows);
+            s.block_rows.resize(tile_blocks);
         }
         std::uint64_t task_candidates = 0, task_rescored = 0;
         std::vector<TopKHeap> heaps;
@@ -293,7 +302,13 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                         if (offset < blocks * kBlockItems) eligible[offset / kBlockItems] &= ~(1u << (offset % kBlockItems));
                     }
                 }
-                if (screen) {
+                // Screening pays only once the rows have a k-th best score to screen against:
+                // while a heap is not full, every item is a candidate and the float kernel's
+                // register blocking scores them faster.
+                bool screen_group = screen;
+                for (std::size_t r = 0; r < group_rows && screen_group; ++r)
+                    screen_group = s.thresholds[r] > -INFINITY;
+                if (screen_group) {
                     for (std::size_t r = 0; r < group_rows; ++r) {
                         const RowBound& bound = s.row_bounds[group + r];
                         s.byte_rows[r] = s.query_bytes.data() + (group + r) * groups * 4;
@@ -315,24 +330,25 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                                             s.screen_b.data(),
                                             s.screen_t.data(),
                                             s.eligible.data(),
-                                            s.candidates.data()};
+                                            s.candidates.data(),
+                                            s.block_rows.data()};
                     kernels::avx512_vnni::screen_tile(sjob);
                     // Rescore every flagged block in float32 exactly as the avx512 kernel does,
                     // and push what the plain path would push: eligible items scoring >= T.
-                    for (std::size_t r = 0; r < group_rows; ++r) {
-                        TopKHeap& heap = heaps[group + r];
-                        const float threshold = s.thresholds[r];
-                        for (std::size_t b = 0; b < blocks; ++b) {
-                            const std::uint32_t flagged = s.candidates[r * blocks + b];
-                            if (flagged == 0) continue;
-                            task_candidates += static_cast<std::uint64_t>(__builtin_popcount(flagged));
+                    const std::uint32_t* const flags = s.candidates.data();
+                    const std::uint32_t* const eligible_words = s.eligible.data();
+                    const float* const panels = items.panels() + tile * items.block_floats();
+                    const std::size_t block_floats = items.block_floats();
+                    for (std::size_t b = 0; b < blocks; ++b) {
+                        for (std::uint32_t rows_left = s.block_rows[b]; rows_left != 0; rows_left &= rows_left - 1) {
+                            const std::size_t r = static_cast<std::size_t>(__builtin_ctz(rows_left));
+                            task_candidates += bit_count(flags[r * blocks + b]);
                             ++task_rescored;
-                            kernels::avx512::score_block(s.rows[r], items.panels() + (tile + b) * items.block_floats(),
-                                                         dim, s.block_scores);
-                            std::uint32_t above = 0;
-                            for (std::size_t j = 0; j < kBlockItems; ++j)
-                                above |= static_cast<std::uint32_t>(s.block_scores[j] >= threshold) << j;
-                            for (std::uint32_t bits = above & s.eligible[r * blocks + b]; bits != 0; bits &= bits - 1) {
+                            const std::uint32_t above = kernels::avx512::score_block(
+                                s.rows[r], panels + b * block_floats, dim, s.thresholds[r], s.block_scores);
+                            TopKHeap& heap = heaps[group + r];
+                            for (std::uint32_t bits = above & eligible_words[r * blocks + b]; bits != 0;
+                                 bits &= bits - 1) {
                                 const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
                                 heap.push(s.block_scores[j], items.item_at((tile + b) * kBlockItems + j));
                             }

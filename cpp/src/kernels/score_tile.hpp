@@ -35,8 +35,9 @@ namespace avx2 { void score_tile(const TileJob& job); }
 namespace avx512 {
 void score_tile(const TileJob& job);
 // One query row against one block: the 32 scores score_tile writes for it, bit for bit
-// (the same instructions in the same order), for rescoring screened candidates.
-void score_block(const float* query, const float* panel, std::size_t dim, float* out);
+// (the same instructions in the same order), for rescoring screened candidates. Returns
+// score_tile's candidate bits for them: score >= threshold (before eligibility).
+std::uint32_t score_block(const float* query, const float* panel, std::size_t dim, float threshold, float* out);
 }  // namespace avx512
 
 // The int8 screening pass (PackedItems' int8 copy; bound and proof in search.cpp). Per row
@@ -44,6 +45,7 @@ void score_block(const float* query, const float* panel, std::size_t dim, float*
 // the unsigned query bytes q8 + 128, its accumulator started at offset_j = -128 sum v8_j):
 //     x = fma(float(D), scale_j, fma(a_r, norm_j, b_r * residual_j))
 // and flags j when x is not below t_r (NaN counts as a candidate) and j is eligible.
+// Rows go through the vpdpbusd loop in chunks of up to 6 (GCC spills larger groups).
 struct ScreenJob {
     const std::uint8_t* const* queries;  // n_rows pointers to dim_groups * 4 bytes: q8 + 128
     std::size_t n_rows;                  // 1..kMaxRows
@@ -59,6 +61,7 @@ struct ScreenJob {
     const float* t;
     const std::uint32_t* eligible;  // n_rows x n_blocks
     std::uint32_t* candidates;      // n_rows x n_blocks
+    std::uint32_t* block_rows;      // n_blocks: bit r = row r has a candidate in the block
 };
 
 using ScreenTileFn = void (*)(const ScreenJob&);

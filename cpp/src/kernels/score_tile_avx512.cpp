@@ -104,7 +104,7 @@ void update_logsumexp(const TileJob& job, std::size_t row) {
 
 }  // namespace
 
-void score_block(const float* query, const float* panel, std::size_t dim, float* out) {
+std::uint32_t score_block(const float* query, const float* panel, std::size_t dim, float threshold, float* out) {
     __m512 lo_acc = _mm512_setzero_ps(), hi_acc = _mm512_setzero_ps();
     for (std::size_t d = 0; d < dim; ++d) {
         const __m512 qv = _mm512_set1_ps(query[d]);
@@ -113,6 +113,9 @@ void score_block(const float* query, const float* panel, std::size_t dim, float*
     }
     _mm512_storeu_ps(out, lo_acc);
     _mm512_storeu_ps(out + 16, hi_acc);
+    const __m512 t = _mm512_set1_ps(threshold);
+    return static_cast<std::uint32_t>(_mm512_cmp_ps_mask(lo_acc, t, _CMP_GE_OQ)) |
+           (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(hi_acc, t, _CMP_GE_OQ)) << 16);
 }
 
 void score_tile(const TileJob& job) {

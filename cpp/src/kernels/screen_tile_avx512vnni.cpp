@@ -14,58 +14,74 @@ namespace {
 
 constexpr std::size_t kBlock = 32;
 
+// GCC spills a 24-accumulator vpdpbusd loop to the stack every step, so rows go through in
+// chunks of at most 6 (12 accumulators); the block's int8 data stays in L1 between chunks.
+constexpr int kChunk = 6;
+
 template <int R>
-void screen_rows(const ScreenJob& job) {
+void screen_chunk(const ScreenJob& job, std::size_t row0, std::size_t blk) {
     const std::uint8_t* q[R];
-    for (int r = 0; r < R; ++r) q[r] = job.queries[r];
+    for (int r = 0; r < R; ++r) q[r] = job.queries[row0 + r];
     const std::size_t groups = job.dim_groups, n_blocks = job.n_blocks;
-    const std::size_t block_bytes = groups * 4 * kBlock;
-    const std::int8_t* const panels = job.panels;
-    const std::uint32_t* const eligible = job.eligible;
-    std::uint32_t* const candidates = job.candidates;
-    // Local copies: the candidate stores could alias `job` as far as the compiler knows.
-    const float *const a = job.a, *const b = job.b, *const t = job.t;
-    const std::int32_t* const offset = job.offset;
-    const float *const scale = job.scale, *const norm = job.norm, *const residual = job.residual;
-    for (std::size_t blk = 0; blk < n_blocks; ++blk) {
-        const std::int8_t* panel = panels + blk * block_bytes;
-        const std::size_t item = blk * kBlock;
-        const __m512i off_lo = _mm512_loadu_si512(offset + item);
-        const __m512i off_hi = _mm512_loadu_si512(offset + item + 16);
-        __m512i acc[R][2];
-#pragma GCC unroll 12
+    const std::int8_t* const panel = job.panels + blk * groups * 4 * kBlock;
+    const std::size_t item = blk * kBlock;
+    const __m512i off_lo = _mm512_loadu_si512(job.offset + item);
+    const __m512i off_hi = _mm512_loadu_si512(job.offset + item + 16);
+    __m512i acc[R][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+        acc[r][0] = off_lo;
+        acc[r][1] = off_hi;
+    }
+    for (std::size_t g = 0; g < groups; ++g) {
+        const __m512i lo = _mm512_load_si512(panel + g * 128);
+        const __m512i hi = _mm512_load_si512(panel + g * 128 + 64);
+#pragma GCC unroll 6
         for (int r = 0; r < R; ++r) {
-            acc[r][0] = off_lo;
-            acc[r][1] = off_hi;
+            std::int32_t word;
+            __builtin_memcpy(&word, q[r] + 4 * g, 4);
+            const __m512i qv = _mm512_set1_epi32(word);
+            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], qv, lo);
+            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], qv, hi);
         }
-        for (std::size_t g = 0; g < groups; ++g) {
-            const __m512i lo = _mm512_load_si512(panel + g * 128);
-            const __m512i hi = _mm512_load_si512(panel + g * 128 + 64);
-#pragma GCC unroll 12
-            for (int r = 0; r < R; ++r) {
-                std::int32_t word;
-                __builtin_memcpy(&word, q[r] + 4 * g, 4);
-                const __m512i qv = _mm512_set1_epi32(word);
-                acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], qv, lo);
-                acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], qv, hi);
-            }
-        }
-        const __m512 scale_lo = _mm512_loadu_ps(scale + item), scale_hi = _mm512_loadu_ps(scale + item + 16);
-        const __m512 norm_lo = _mm512_loadu_ps(norm + item), norm_hi = _mm512_loadu_ps(norm + item + 16);
-        const __m512 res_lo = _mm512_loadu_ps(residual + item), res_hi = _mm512_loadu_ps(residual + item + 16);
-#pragma GCC unroll 12
-        for (int r = 0; r < R; ++r) {
-            const __m512 ar = _mm512_set1_ps(a[r]), br = _mm512_set1_ps(b[r]), tr = _mm512_set1_ps(t[r]);
-            const __m512 bound_lo = _mm512_fmadd_ps(ar, norm_lo, _mm512_mul_ps(br, res_lo));
-            const __m512 bound_hi = _mm512_fmadd_ps(ar, norm_hi, _mm512_mul_ps(br, res_hi));
-            const __m512 x_lo = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][0]), scale_lo, bound_lo);
-            const __m512 x_hi = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][1]), scale_hi, bound_hi);
-            // Not-less-than, unordered true: a NaN (inf - inf) stays a candidate.
-            const std::uint32_t keep =
-                static_cast<std::uint32_t>(_mm512_cmp_ps_mask(x_lo, tr, _CMP_NLT_UQ)) |
-                (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(x_hi, tr, _CMP_NLT_UQ)) << 16);
-            candidates[r * n_blocks + blk] = keep & eligible[r * n_blocks + blk];
-        }
+    }
+    const __m512 scale_lo = _mm512_loadu_ps(job.scale + item), scale_hi = _mm512_loadu_ps(job.scale + item + 16);
+    const __m512 norm_lo = _mm512_loadu_ps(job.norm + item), norm_hi = _mm512_loadu_ps(job.norm + item + 16);
+    const __m512 res_lo = _mm512_loadu_ps(job.residual + item), res_hi = _mm512_loadu_ps(job.residual + item + 16);
+    std::uint32_t any = 0;
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+        const std::size_t row = row0 + r;
+        const __m512 ar = _mm512_set1_ps(job.a[row]), br = _mm512_set1_ps(job.b[row]), tr = _mm512_set1_ps(job.t[row]);
+        const __m512 bound_lo = _mm512_fmadd_ps(ar, norm_lo, _mm512_mul_ps(br, res_lo));
+        const __m512 bound_hi = _mm512_fmadd_ps(ar, norm_hi, _mm512_mul_ps(br, res_hi));
+        const __m512 x_lo = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][0]), scale_lo, bound_lo);
+        const __m512 x_hi = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][1]), scale_hi, bound_hi);
+        // Not-less-than, unordered true: a NaN (inf - inf) stays a candidate.
+        const std::uint32_t keep = static_cast<std::uint32_t>(_mm512_cmp_ps_mask(x_lo, tr, _CMP_NLT_UQ)) |
+                                   (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(x_hi, tr, _CMP_NLT_UQ)) << 16);
+        const std::uint32_t flagged = keep & job.eligible[row * n_blocks + blk];
+        job.candidates[row * n_blocks + blk] = flagged;
+        any |= static_cast<std::uint32_t>(flagged != 0) << row;
+    }
+    job.block_rows[blk] |= any;
+}
+
+template <int R>
+void screen_rows(const ScreenJob& job, std::size_t row0, std::size_t blk) {
+    if constexpr (R > kChunk) {
+        screen_chunk<kChunk>(job, row0, blk);
+        screen_rows<R - kChunk>(job, row0 + kChunk, blk);
+    } else {
+        screen_chunk<R>(job, row0, blk);
+    }
+}
+
+template <int R>
+void screen_blocks(const ScreenJob& job) {
+    for (std::size_t blk = 0; blk < job.n_blocks; ++blk) {
+        job.block_rows[blk] = 0;
+        screen_rows<R>(job, 0, blk);
     }
 }
 
@@ -73,18 +89,18 @@ void screen_rows(const ScreenJob& job) {
 
 void screen_tile(const ScreenJob& job) {
     switch (job.n_rows) {
-        case 12: screen_rows<12>(job); break;
-        case 11: screen_rows<11>(job); break;
-        case 10: screen_rows<10>(job); break;
-        case 9: screen_rows<9>(job); break;
-        case 8: screen_rows<8>(job); break;
-        case 7: screen_rows<7>(job); break;
-        case 6: screen_rows<6>(job); break;
-        case 5: screen_rows<5>(job); break;
-        case 4: screen_rows<4>(job); break;
-        case 3: screen_rows<3>(job); break;
-        case 2: screen_rows<2>(job); break;
-        default: screen_rows<1>(job); break;
+        case 12: screen_blocks<12>(job); break;
+        case 11: screen_blocks<11>(job); break;
+        case 10: screen_blocks<10>(job); break;
+        case 9: screen_blocks<9>(job); break;
+        case 8: screen_blocks<8>(job); break;
+        case 7: screen_blocks<7>(job); break;
+        case 6: screen_blocks<6>(job); break;
+        case 5: screen_blocks<5>(job); break;
+        case 4: screen_blocks<4>(job); break;
+        case 3: screen_blocks<3>(job); break;
+        case 2: screen_blocks<2>(job); break;
+        default: screen_blocks<1>(job); break;
     }
 }
 
