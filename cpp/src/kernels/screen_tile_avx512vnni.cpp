@@ -18,6 +18,13 @@ constexpr std::size_t kBlock = 32;
 // chunks of at most 6 (12 accumulators); the block's int8 data stays in L1 between chunks.
 constexpr int kChunk = 6;
 
+// acc += (unsigned bytes of u) . (signed bytes of s), per 32-bit lane. Written as inline asm
+// because GCC copies the accumulator of _mm512_dpbusd_epi32 to a fresh register every call.
+inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+    return acc;
+}
+
 template <int R>
 void screen_chunk(const ScreenJob& job, std::size_t row0, std::size_t blk) {
     const std::uint8_t* q[R];
@@ -41,8 +48,8 @@ void screen_chunk(const ScreenJob& job, std::size_t row0, std::size_t blk) {
             std::int32_t word;
             __builtin_memcpy(&word, q[r] + 4 * g, 4);
             const __m512i qv = _mm512_set1_epi32(word);
-            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], qv, lo);
-            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], qv, hi);
+            acc[r][0] = dpbusd(acc[r][0], qv, lo);
+            acc[r][1] = dpbusd(acc[r][1], qv, hi);
         }
     }
     const __m512 scale_lo = _mm512_loadu_ps(job.scale + item), scale_hi = _mm512_loadu_ps(job.scale + item + 16);
