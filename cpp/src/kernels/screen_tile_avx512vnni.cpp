@@ -16,7 +16,7 @@ constexpr std::size_t kBlock = 32;
 
 // GCC spills a 24-accumulator vpdpbusd loop to the stack every step, so rows go through in
 // chunks of at most 6 (12 accumulators); the block's int8 data stays in L1 between chunks.
-constexpr int kChunk = 6;
+constexpr int kChunk = 12;
 
 // acc += (unsigned bytes of u) . (signed bytes of s), per 32-bit lane. Written as inline asm
 // because GCC copies the accumulator of _mm512_dpbusd_epi32 to a fresh register every call.
@@ -35,7 +35,7 @@ void screen_chunk(const ScreenJob& job, std::size_t row0, std::size_t blk) {
     const __m512i off_lo = _mm512_loadu_si512(job.offset + item);
     const __m512i off_hi = _mm512_loadu_si512(job.offset + item + 16);
     __m512i acc[R][2];
-#pragma GCC unroll 6
+#pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
         acc[r][0] = off_lo;
         acc[r][1] = off_hi;
@@ -43,7 +43,7 @@ void screen_chunk(const ScreenJob& job, std::size_t row0, std::size_t blk) {
     for (std::size_t g = 0; g < groups; ++g) {
         const __m512i lo = _mm512_load_si512(panel + g * 128);
         const __m512i hi = _mm512_load_si512(panel + g * 128 + 64);
-#pragma GCC unroll 6
+#pragma GCC unroll 12
         for (int r = 0; r < R; ++r) {
             std::int32_t word;
             __builtin_memcpy(&word, q[r] + 4 * g, 4);
@@ -56,7 +56,7 @@ void screen_chunk(const ScreenJob& job, std::size_t row0, std::size_t blk) {
     const __m512 norm_lo = _mm512_loadu_ps(job.norm + item), norm_hi = _mm512_loadu_ps(job.norm + item + 16);
     const __m512 res_lo = _mm512_loadu_ps(job.residual + item), res_hi = _mm512_loadu_ps(job.residual + item + 16);
     std::uint32_t any = 0;
-#pragma GCC unroll 6
+#pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
         const std::size_t row = row0 + r;
         const __m512 ar = _mm512_set1_ps(job.a[row]), br = _mm512_set1_ps(job.b[row]), tr = _mm512_set1_ps(job.t[row]);
