@@ -184,7 +184,10 @@ struct Scratch {
     std::vector<const std::uint8_t*> byte_rows;
     std::vector<float> screen_a, screen_b, screen_t;
     std::vector<std::uint32_t> block_rows;
-    float block_scores[kBlockItems];
+    // Flagged (row, block) pairs of one group and tile, rescored together.
+    std::vector<std::uint32_t> pair_row, pair_block, pair_above;
+    std::vector<const float*> pair_query, pair_panel;
+    std::vector<float> pair_threshold;
 };
 
 }  // namespace
@@ -239,6 +242,10 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             s.screen_b.resize(kMaxRows);
             s.screen_t.resize(kMaxRows);
             s.block_rows.resize(tile_blocks);
+            for (auto* v : {&s.pair_row, &s.pair_block, &s.pair_above}) v->resize(kMaxRows * tile_blocks);
+            s.pair_query.resize(kMaxRows * tile_blocks);
+            s.pair_panel.resize(kMaxRows * tile_blocks);
+            s.pair_threshold.resize(kMaxRows * tile_blocks);
         }
         std::uint64_t task_candidates = 0, task_rescored = 0;
         std::vector<TopKHeap> heaps;
@@ -339,19 +346,30 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     const std::uint32_t* const eligible_words = s.eligible.data();
                     const float* const panels = items.panels() + tile * items.block_floats();
                     const std::size_t block_floats = items.block_floats();
+                    std::size_t pairs = 0;
                     for (std::size_t b = 0; b < blocks; ++b) {
                         for (std::uint32_t rows_left = s.block_rows[b]; rows_left != 0; rows_left &= rows_left - 1) {
                             const std::size_t r = static_cast<std::size_t>(__builtin_ctz(rows_left));
                             task_candidates += bit_count(flags[r * blocks + b]);
-                            ++task_rescored;
-                            const std::uint32_t above = kernels::avx512::score_block(
-                                s.rows[r], panels + b * block_floats, dim, s.thresholds[r], s.block_scores);
-                            TopKHeap& heap = heaps[group + r];
-                            for (std::uint32_t bits = above & eligible_words[r * blocks + b]; bits != 0;
-                                 bits &= bits - 1) {
-                                const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
-                                heap.push(s.block_scores[j], items.item_at((tile + b) * kBlockItems + j));
-                            }
+                            s.pair_row[pairs] = static_cast<std::uint32_t>(r);
+                            s.pair_block[pairs] = static_cast<std::uint32_t>(b);
+                            s.pair_query[pairs] = s.rows[r];
+                            s.pair_panel[pairs] = panels + b * block_floats;
+                            s.pair_threshold[pairs] = s.thresholds[r];
+                            ++pairs;
+                        }
+                    }
+                    task_rescored += pairs;
+                    kernels::avx512::score_blocks(pairs, s.pair_query.data(), s.pair_panel.data(),
+                                                  s.pair_threshold.data(), dim, s.scores.data(), s.pair_above.data());
+                    for (std::size_t i = 0; i < pairs; ++i) {
+                        const std::size_t r = s.pair_row[i], b = s.pair_block[i];
+                        TopKHeap& heap = heaps[group + r];
+                        const float* pair_scores = s.scores.data() + i * kBlockItems;
+                        for (std::uint32_t bits = s.pair_above[i] & eligible_words[r * blocks + b]; bits != 0;
+                             bits &= bits - 1) {
+                            const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
+                            heap.push(pair_scores[j], items.item_at((tile + b) * kBlockItems + j));
                         }
                     }
                     continue;

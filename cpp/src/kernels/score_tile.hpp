@@ -38,6 +38,10 @@ void score_tile(const TileJob& job);
 // (the same instructions in the same order), for rescoring screened candidates. Returns
 // score_tile's candidate bits for them: score >= threshold (before eligibility).
 std::uint32_t score_block(const float* query, const float* panel, std::size_t dim, float threshold, float* out);
+// score_block for n (query, block) pairs, four at a time so that their FMA chains overlap:
+// pair i's 32 scores go to out + 32 i, its candidate bits to above[i].
+void score_blocks(std::size_t n, const float* const* queries, const float* const* panels, const float* thresholds,
+                  std::size_t dim, float* out, std::uint32_t* above);
 }  // namespace avx512
 
 // The int8 screening pass (PackedItems' int8 copy; bound and proof in search.cpp). Per row
