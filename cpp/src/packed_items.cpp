@@ -72,34 +72,43 @@ void PackedItems::quantise(const float* items) {
     int8_panels_.reset(data);
     std::memset(data, 0, bytes);
     int8_offset_.assign(positions, 0);
-    int8_scale_.assign(positions, 0.0f);
-    norm_up_.assign(positions, 0.0f);
-    residual_up_.assign(positions, 0.0f);
+    int8_scale_.assign(n_blocks_, 0.0f);
+    norm_up_.assign(n_blocks_, 0.0f);
+    residual_up_.assign(n_blocks_, 0.0f);
     // Sums of d squares in double carry a relative error below d * 2^-53; this covers it.
     const double inflate = 1.0 + 1e-9;
-    for (std::size_t p = 0; p < n_items_; ++p) {
-        const float* row = items + static_cast<std::size_t>(item_at_[p]) * dim_;
+    for (std::size_t b = 0; b < n_blocks_; ++b) {
+        const std::size_t first = b * kBlockItems, last = std::min(n_items_, first + kBlockItems);
         float max_abs = 0.0f;
-        for (std::size_t d = 0; d < dim_; ++d) max_abs = std::max(max_abs, std::fabs(row[d]));
-        const float scale = max_abs / 127.0f;
-        std::int8_t* block = data + (p / kBlockItems) * int8_block_bytes();
-        const std::size_t lane = p % kBlockItems, half = lane / 16, item = lane % 16;
-        std::int32_t sum = 0;
-        double norm = 0.0, residual = 0.0;
-        for (std::size_t d = 0; d < dim_; ++d) {
-            double q = scale > 0.0f ? std::nearbyint(static_cast<double>(row[d]) / scale) : 0.0;
-            q = std::clamp(q, -127.0, 127.0);
-            const auto v8 = static_cast<std::int8_t>(q);
-            block[(d / 4) * 128 + half * 64 + item * 4 + d % 4] = v8;
-            sum += v8;
-            const double r = static_cast<double>(row[d]) - static_cast<double>(scale) * q;
-            norm += static_cast<double>(row[d]) * row[d];
-            residual += r * r;
+        for (std::size_t p = first; p < last; ++p) {
+            const float* row = items + static_cast<std::size_t>(item_at_[p]) * dim_;
+            for (std::size_t d = 0; d < dim_; ++d) max_abs = std::max(max_abs, std::fabs(row[d]));
         }
-        int8_offset_[p] = -128 * sum;
-        int8_scale_[p] = scale;
-        norm_up_[p] = round_up(std::sqrt(norm) * inflate);
-        residual_up_[p] = round_up(std::sqrt(residual) * inflate);
+        const float scale = max_abs / 127.0f;
+        std::int8_t* block = data + b * int8_block_bytes();
+        double max_norm = 0.0, max_residual = 0.0;
+        for (std::size_t p = first; p < last; ++p) {
+            const float* row = items + static_cast<std::size_t>(item_at_[p]) * dim_;
+            const std::size_t lane = p % kBlockItems, half = lane / 16, item = lane % 16;
+            std::int32_t sum = 0;
+            double norm = 0.0, residual = 0.0;
+            for (std::size_t d = 0; d < dim_; ++d) {
+                double q = scale > 0.0f ? std::nearbyint(static_cast<double>(row[d]) / scale) : 0.0;
+                q = std::clamp(q, -127.0, 127.0);
+                const auto v8 = static_cast<std::int8_t>(q);
+                block[(d / 4) * 128 + half * 64 + item * 4 + d % 4] = v8;
+                sum += v8;
+                const double r = static_cast<double>(row[d]) - static_cast<double>(scale) * q;
+                norm += static_cast<double>(row[d]) * row[d];
+                residual += r * r;
+            }
+            int8_offset_[p] = -128 * sum;
+            max_norm = std::max(max_norm, std::sqrt(norm));
+            max_residual = std::max(max_residual, std::sqrt(residual));
+        }
+        int8_scale_[b] = scale;
+        norm_up_[b] = round_up(max_norm * inflate);
+        residual_up_[b] = round_up(max_residual * inflate);
     }
 }
 

@@ -82,27 +82,30 @@ std::size_t first_unreachable_block(const PackedItems& items, std::size_t begin,
 // ---- The int8 screening pass (level avx512_vnni) ------------------------------------------
 //
 // Per query q (float32) the driver picks s_q = max_i |q_i| / 127 (float32) and
-// q8 = round(q / s_q) in [-127, 127]; PackedItems holds the same for every item v (s_v, v8).
-// With q~ = s_q q8 and v~ = s_v v8 (real numbers), for the real inner product p = q . v:
+// q8 = round(q / s_q) in [-127, 127]; PackedItems holds, per block of 32 items, one scale s_v
+// and v8 = round(v / s_v) for each item v. With q~ = s_q q8 and v~ = s_v v8 (real numbers),
+// for the real inner product p = q . v:
 //     p = q~ . v~ + (q - q~) . v + q~ . (v - v~)
 //     |p - s_q s_v (q8 . v8)| <= |q - q~| |v| + |q~| |v - v~|          (Cauchy-Schwarz)
 // The float32 score f the kernel computes is a chain of d FMAs from 0, so
 // |f - p| <= gamma_d sum_i |q_i v_i| <= gamma_d |q| |v|, gamma_d = d u / (1 - d u), u = 2^-24,
-// plus an absolute d * 2^-150 where products fall into the subnormal range. Hence
+// plus an absolute d * 2^-150 where products fall into the subnormal range (no partial sum
+// can overflow: rows where |q| max|v| comes near FLT_MAX are not screened). Hence
 //     f <= s_q [ s_v D + a |v| + b |v - v~| ] + A,   D = q8 . v8 (exact in int32),
-//     a = (|q - q~| + gamma_d |q|) / s_q,  b = |q~| / s_q,  A = (d + 16) 2^-149.
-// The kernel evaluates x = fma(float(D), s_v, fma(a, |v|, b |v - v~|)) in float32 with
-// norms rounded up; its own rounding (float(D) and three roundings) is below
-// 2u |s_v D| + 3u (a |v| + b |v - v~|), and |s_v D| <= |q~| (|v| + |v - v~|) / s_q, so
-// a and b below carry 4u |q~| / s_q more and a (1 + 1e-6) margin (which also covers
-// every double rounding here), and t = (T - A) / s_q - margin is rounded down. Then
-//     f >= T  implies  x >= t,
-// i.e. an item that is not flagged cannot reach the query's current k-th best score T.
-// Flagged blocks are rescored by the avx512 kernel's own arithmetic (score_block) and
-// pushed under the plain path's rule (score >= T), so every heap sees exactly the pushes
-// it sees on the avx512 level: results, and even pruning decisions, are identical.
-// Rows where the bound cannot be trusted (s_q not a normal float, a float32 score that
-// could overflow, T = +inf) get t = -inf: every item is rescored.
+//     a >= (|q - q~| + gamma_d |q|) / s_q,  b >= |q~| / s_q,  A = (d + 16) 2^-149,
+// and with N >= |v|, R >= |v - v~| (per block, rounded up) and t <= (T - A) / s_q:
+//     f >= T  implies  D >= (t - a N - b R) / s_v.
+// The kernel evaluates the right-hand side in float32 with every rounding directed down
+// (the subtracted terms rounded up), floors it to an int32 threshold and compares the
+// exact integer D against it; whatever does not fit (NaN, overflow, s_v = 0) gives INT_MIN,
+// which flags everything. a, b and t below carry a further (1 + 1e-6) and 4u margin,
+// which covers every double rounding here. So an item that is not flagged provably cannot
+// reach the query's current k-th best score T.
+// Flagged blocks are rescored by the avx512 kernel's own arithmetic (score_blocks) and
+// pushed under the plain path's rule (score >= T, eligible), so every heap sees exactly
+// the pushes it sees on the avx512 level: results, and even pruning decisions, are
+// identical. Rows where the bound cannot be trusted (s_q not a normal float, a float32
+// score that could overflow, T = +inf) get t = -inf: every item is rescored.
 
 constexpr double kUnit = 0x1p-24;
 
@@ -330,9 +333,9 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                                             blocks,
                                             groups,
                                             items.int8_offset() + first_item,
-                                            items.int8_scale() + first_item,
-                                            items.norm_up() + first_item,
-                                            items.residual_up() + first_item,
+                                            items.int8_scale() + tile,
+                                            items.norm_up() + tile,
+                                            items.residual_up() + tile,
                                             s.screen_a.data(),
                                             s.screen_b.data(),
                                             s.screen_t.data(),

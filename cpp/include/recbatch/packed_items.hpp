@@ -39,14 +39,15 @@ public:
     // An upper bound (rounded up) on the norm of every item in block b; non-increasing in b.
     double block_norm_bound(std::size_t block) const { return block_norm_bound_[block]; }
 
-    // The int8 copy read by the screening pass (kernels/screen_tile.hpp). Per item (stored
-    // position p), s_v = max_i |v_i| / 127 in float32 and v8 = round(v / s_v) in [-127, 127].
-    // Block b holds the same 32 items as float block b, as dim_groups() groups of 4 dims
-    // (zero padded): group g is 128 bytes, two halves of 16 items x 4 bytes, the lane layout
-    // of vpdpbusd. Per position (n_blocks * 32 entries, padding positions all 0):
-    //   int8_offset = -128 * sum_i v8_i (the unsigned-query correction, see search.cpp),
-    //   int8_scale = s_v, norm_up >= |v|, residual_up >= |v - s_v v8| (real numbers,
-    //   rounded up to float32).
+    // The int8 copy read by the screening pass (kernels/score_tile.hpp, ScreenJob). Block b
+    // shares one scale s_b = (max |v_i| over its 32 items) / 127 in float32, and each item
+    // is v8 = round(v / s_b) in [-127, 127]; block b holds the same 32 items as float block
+    // b, as dim_groups() groups of 4 dims (zero padded): group g is 128 bytes, two halves of
+    // 16 items x 4 bytes, the lane layout of vpdpbusd.
+    //   int8_offset (per position, n_blocks * 32 entries): -128 * sum_i v8_i, the
+    //     unsigned-query correction (see search.cpp); 0 for padding positions.
+    //   int8_scale, norm_up, residual_up (per block): s_b, and upper bounds (rounded up to
+    //     float32) on |v| and on |v - s_b v8| over the block's items.
     bool has_int8() const { return int8_panels_ != nullptr; }
     std::size_t dim_groups() const { return (dim_ + 3) / 4; }
     std::size_t int8_block_bytes() const { return dim_groups() * 4 * kBlockItems; }

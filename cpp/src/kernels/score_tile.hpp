@@ -45,19 +45,21 @@ void score_blocks(std::size_t n, const float* const* queries, const float* const
 }  // namespace avx512
 
 // The int8 screening pass (PackedItems' int8 copy; bound and proof in search.cpp). Per row
-// r and item j it computes, in float32, with D = q8_r . v8_j exactly in int32 (vpdpbusd on
-// the unsigned query bytes q8 + 128, its accumulator started at offset_j = -128 sum v8_j):
-//     x = fma(float(D), scale_j, fma(a_r, norm_j, b_r * residual_j))
-// and flags j when x is not below t_r (NaN counts as a candidate) and j is eligible.
-// Rows go through the vpdpbusd loop in chunks of up to 6 (GCC spills larger groups).
+// r and block b it computes, with directed rounding so that the result is a lower bound,
+//     thr = floor((t_r - a_r norm_b - b_r residual_b) / scale_b)    (as int32)
+// and flags item j of the block when D = q8_r . v8_j >= thr, D exact in int32 (vpdpbusd
+// on the unsigned query bytes q8 + 128, its accumulator started at offset_j =
+// -128 sum v8_j), and j is eligible. Anything that does not fit (overflow, NaN, scale 0)
+// turns thr into INT_MIN: every item of the block is flagged.
+// Rows go through the vpdpbusd loop in chunks of up to 12 (24 accumulators).
 struct ScreenJob {
     const std::uint8_t* const* queries;  // n_rows pointers to dim_groups * 4 bytes: q8 + 128
     std::size_t n_rows;                  // 1..kMaxRows
     const std::int8_t* panels;           // n_blocks int8 blocks, dim_groups * 128 bytes each
     std::size_t n_blocks;
     std::size_t dim_groups;
-    const std::int32_t* offset;  // per item of the tile (n_blocks * 32 each)
-    const float* scale;
+    const std::int32_t* offset;  // per item of the tile (n_blocks * 32)
+    const float* scale;          // per block of the tile
     const float* norm;
     const float* residual;
     const float* a;  // per row

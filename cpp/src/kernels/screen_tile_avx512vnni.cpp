@@ -52,21 +52,23 @@ void screen_chunk(const ScreenJob& job, std::size_t row0, std::size_t blk) {
             acc[r][1] = dpbusd(acc[r][1], qv, hi);
         }
     }
-    const __m512 scale_lo = _mm512_loadu_ps(job.scale + item), scale_hi = _mm512_loadu_ps(job.scale + item + 16);
-    const __m512 norm_lo = _mm512_loadu_ps(job.norm + item), norm_hi = _mm512_loadu_ps(job.norm + item + 16);
-    const __m512 res_lo = _mm512_loadu_ps(job.residual + item), res_hi = _mm512_loadu_ps(job.residual + item + 16);
+    // Integer thresholds of all R rows at once, each rounding towards a smaller threshold.
+    constexpr int kUp = _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC, kDown = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+    const __mmask16 lanes = static_cast<__mmask16>((1u << R) - 1u);
+    const __m512 a = _mm512_maskz_loadu_ps(lanes, job.a + row0), b = _mm512_maskz_loadu_ps(lanes, job.b + row0);
+    const __m512 t = _mm512_maskz_loadu_ps(lanes, job.t + row0);
+    const __m512 slack = _mm512_fmadd_round_ps(a, _mm512_set1_ps(job.norm[blk]),
+                                               _mm512_mul_round_ps(b, _mm512_set1_ps(job.residual[blk]), kUp), kUp);
+    const __m512 lower = _mm512_div_round_ps(_mm512_sub_round_ps(t, slack, kDown), _mm512_set1_ps(job.scale[blk]), kDown);
+    alignas(64) std::int32_t thresholds[16];
+    _mm512_store_si512(thresholds, _mm512_cvt_roundps_epi32(lower, kDown));  // out of range: INT_MIN
     std::uint32_t any = 0;
 #pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
         const std::size_t row = row0 + r;
-        const __m512 ar = _mm512_set1_ps(job.a[row]), br = _mm512_set1_ps(job.b[row]), tr = _mm512_set1_ps(job.t[row]);
-        const __m512 bound_lo = _mm512_fmadd_ps(ar, norm_lo, _mm512_mul_ps(br, res_lo));
-        const __m512 bound_hi = _mm512_fmadd_ps(ar, norm_hi, _mm512_mul_ps(br, res_hi));
-        const __m512 x_lo = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][0]), scale_lo, bound_lo);
-        const __m512 x_hi = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][1]), scale_hi, bound_hi);
-        // Not-less-than, unordered true: a NaN (inf - inf) stays a candidate.
-        const std::uint32_t keep = static_cast<std::uint32_t>(_mm512_cmp_ps_mask(x_lo, tr, _CMP_NLT_UQ)) |
-                                   (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(x_hi, tr, _CMP_NLT_UQ)) << 16);
+        const __m512i thr = _mm512_set1_epi32(thresholds[r]);
+        const std::uint32_t keep = static_cast<std::uint32_t>(_mm512_cmpge_epi32_mask(acc[r][0], thr)) |
+                                   (static_cast<std::uint32_t>(_mm512_cmpge_epi32_mask(acc[r][1], thr)) << 16);
         const std::uint32_t flagged = keep & job.eligible[row * n_blocks + blk];
         job.candidates[row * n_blocks + blk] = flagged;
         any |= static_cast<std::uint32_t>(flagged != 0) << row;
