@@ -61,7 +61,7 @@ private:
     struct AlignedFree {
         void operator()(void* p) const;
     };
-    void quantise(const float* items);
+    void quantise();
     std::size_t n_items_;
     std::size_t dim_;
     std::size_t n_blocks_;
