@@ -121,7 +121,28 @@ std::uint32_t score_block(const float* query, const float* panel, std::size_t di
 void score_blocks(std::size_t n, const float* const* queries, const float* const* panels, const float* thresholds,
                   std::size_t dim, float* out, std::uint32_t* above) {
     std::size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
+    for (; i < n; i += 4) {
+        if (i + 4 > n) {
+            // The last 1-3 pairs: padded to four with copies of the last one (scratch output),
+            // so that their FMA chains and block reads overlap too.
+            const float* q[4];
+            const float* p[4];
+            float t[4];
+            alignas(64) float scratch[4 * kBlock];
+            std::uint32_t bits[4];
+            for (std::size_t j = 0; j < 4; ++j) {
+                const std::size_t from = i + j < n ? i + j : n - 1;
+                q[j] = queries[from];
+                p[j] = panels[from];
+                t[j] = thresholds[from];
+            }
+            score_blocks(4, q, p, t, dim, scratch, bits);
+            for (std::size_t j = 0; i + j < n; ++j) {
+                for (std::size_t x = 0; x < kBlock; ++x) out[(i + j) * kBlock + x] = scratch[j * kBlock + x];
+                above[i + j] = bits[j];
+            }
+            return;
+        }
         const float *q0 = queries[i], *q1 = queries[i + 1], *q2 = queries[i + 2], *q3 = queries[i + 3];
         const float *p0 = panels[i], *p1 = panels[i + 1], *p2 = panels[i + 2], *p3 = panels[i + 3];
         __m512 a0 = _mm512_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
@@ -145,7 +166,6 @@ void score_blocks(std::size_t n, const float* const* queries, const float* const
                            (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[2 * j + 1], t, _CMP_GE_OQ)) << 16);
         }
     }
-    for (; i < n; ++i) above[i] = score_block(queries[i], panels[i], dim, thresholds[i], out + i * kBlock);
 }
 
 void score_tile(const TileJob& job) {
