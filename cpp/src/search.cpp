@@ -40,6 +40,15 @@ ScoreTileFn select_kernel(SimdLevel level) {
     }
 }
 
+// The screening pass and its rescoring kernel (x86-64 only; null elsewhere).
+#ifdef RECBATCH_X86_64
+constexpr kernels::ScreenTileFn kScreenTile = kernels::avx512_vnni::screen_tile;
+constexpr kernels::ScoreBlocksFn kScoreBlocks = kernels::avx512::score_blocks;
+#else
+constexpr kernels::ScreenTileFn kScreenTile = nullptr;
+constexpr kernels::ScoreBlocksFn kScoreBlocks = nullptr;
+#endif
+
 // A tile of about 256 KiB of packed items stays in L2 while a task's queries sweep it.
 std::size_t tile_blocks_for(std::size_t dim) {
     const std::size_t block_bytes = dim * kBlockItems * sizeof(float);
@@ -219,7 +228,8 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     // The exact log-sum-exp needs every eligible item, so it turns pruning off, and
     // screening too (it would skip the exact scores of items that cannot reach the top k).
     const bool prune = !lse;
-    const bool screen = options.level == SimdLevel::avx512_vnni && !lse && items.has_int8() && dim <= 100000;
+    const bool screen = kScreenTile != nullptr && options.level == SimdLevel::avx512_vnni && !lse &&
+                        items.has_int8() && dim <= 100000;
     const std::size_t groups = items.dim_groups();
     std::atomic<bool> cancelled{false};
     std::vector<Scratch> scratch(std::min(threads, n_tasks));
@@ -342,7 +352,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                                             s.eligible.data(),
                                             s.candidates.data(),
                                             s.block_rows.data()};
-                    kernels::avx512_vnni::screen_tile(sjob);
+                    kScreenTile(sjob);
                     // Rescore every flagged block in float32 exactly as the avx512 kernel does,
                     // and push what the plain path would push: eligible items scoring >= T.
                     const std::uint32_t* const flags = s.candidates.data();
@@ -363,7 +373,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                         }
                     }
                     task_rescored += pairs;
-                    kernels::avx512::score_blocks(pairs, s.pair_query.data(), s.pair_panel.data(),
+                    kScoreBlocks(pairs, s.pair_query.data(), s.pair_panel.data(),
                                                   s.pair_threshold.data(), dim, s.scores.data(), s.pair_above.data());
                     for (std::size_t i = 0; i < pairs; ++i) {
                         const std::size_t r = s.pair_row[i], b = s.pair_block[i];

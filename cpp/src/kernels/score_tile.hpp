@@ -71,6 +71,8 @@ struct ScreenJob {
 };
 
 using ScreenTileFn = void (*)(const ScreenJob&);
+using ScoreBlocksFn = void (*)(std::size_t, const float* const*, const float* const*, const float*, std::size_t, float*,
+                               std::uint32_t*);
 
 namespace avx512_vnni { void screen_tile(const ScreenJob& job); }
 

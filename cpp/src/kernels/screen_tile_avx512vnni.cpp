@@ -21,8 +21,12 @@ constexpr int kChunk = 12;
 // acc += (unsigned bytes of u) . (signed bytes of s), per 32-bit lane. Written as inline asm
 // because GCC copies the accumulator of _mm512_dpbusd_epi32 to a fresh register every call.
 inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
+#if defined(__GNUC__)
     __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
     return acc;
+#else
+    return _mm512_dpbusd_epi32(acc, u, s);
+#endif
 }
 
 template <int R>
