@@ -373,8 +373,8 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                         }
                     }
                     task_rescored += pairs;
-                    kScoreBlocks(pairs, s.pair_query.data(), s.pair_panel.data(),
-                                                  s.pair_threshold.data(), dim, s.scores.data(), s.pair_above.data());
+                    kScoreBlocks(pairs, s.pair_query.data(), s.pair_panel.data(), s.pair_threshold.data(), dim,
+                                 s.scores.data(), s.pair_above.data());
                     for (std::size_t i = 0; i < pairs; ++i) {
                         const std::size_t r = s.pair_row[i], b = s.pair_block[i];
                         TopKHeap& heap = heaps[group + r];
