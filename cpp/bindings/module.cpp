@@ -28,6 +28,9 @@ using FloatArray = py::array_t<float, py::array::c_style>;
 using Int64Array = py::array_t<std::int64_t, py::array::c_style>;
 using ByteArray = py::array_t<std::uint8_t, py::array::c_style>;
 
+// Screening counters of every search in this process (diagnostics for benchmarks).
+recbatch::ScreenStats screen_stats;
+
 void require(bool ok, const std::string& message) {
     if (!ok) throw py::value_error(message);
 }
@@ -83,6 +86,7 @@ public:
         options.k = static_cast<std::size_t>(k);
         options.threads = static_cast<std::size_t>(threads);
         options.logsumexp = logsumexp;
+        options.stats = &screen_stats;
         try {
             options.level = recbatch::parse_simd_level(simd);
         } catch (const std::invalid_argument& e) {
@@ -157,6 +161,18 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.def("detected_simd_level", [] { return std::string(recbatch::simd_level_name(recbatch::detected_simd_level())); });
     m.def("available_simd_levels", [] { return level_names(recbatch::available_simd_levels()); });
     m.def("default_thread_count", &recbatch::default_thread_count);
+    m.def(
+        "screen_stats",
+        [](bool reset) {
+            auto take = [reset](std::atomic<std::uint64_t>& c) { return reset ? c.exchange(0) : c.load(); };
+            py::dict d;
+            d["screened_queries"] = take(screen_stats.screened_queries);
+            d["candidates"] = take(screen_stats.candidates);
+            d["rescored_blocks"] = take(screen_stats.rescored_blocks);
+            return d;
+        },
+        py::arg("reset") = false,
+        "Counters of the int8 screening pass (level avx512_vnni) summed over this process's searches.");
     py::class_<ItemIndex>(m, "ItemIndex")
         .def(py::init<const FloatArray&>(), py::arg("items"))
         .def_property_readonly("n_items", &ItemIndex::n_items)

@@ -5,6 +5,7 @@
 #include "recbatch/search.hpp"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <stdexcept>
 #include <utility>
@@ -31,12 +32,22 @@ ScoreTileFn select_kernel(SimdLevel level) {
                                     "' is not supported by this CPU");
     switch (level) {
 #ifdef RECBATCH_X86_64
+        case SimdLevel::avx512_vnni:  // the float kernel of avx512; screening is added on top
         case SimdLevel::avx512: return kernels::avx512::score_tile;
         case SimdLevel::avx2: return kernels::avx2::score_tile;
 #endif
         default: return kernels::scalar::score_tile;
     }
 }
+
+// The screening pass and its rescoring kernel (x86-64 only; null elsewhere).
+#ifdef RECBATCH_X86_64
+constexpr kernels::ScreenTileFn kScreenTile = kernels::avx512_vnni::screen_tile;
+constexpr kernels::ScoreBlocksFn kScoreBlocks = kernels::avx512::score_blocks;
+#else
+constexpr kernels::ScreenTileFn kScreenTile = nullptr;
+constexpr kernels::ScoreBlocksFn kScoreBlocks = nullptr;
+#endif
 
 // A tile of about 256 KiB of packed items stays in L2 while a task's queries sweep it.
 std::size_t tile_blocks_for(std::size_t dim) {
@@ -77,6 +88,99 @@ std::size_t first_unreachable_block(const PackedItems& items, std::size_t begin,
     return block;
 }
 
+// ---- The int8 screening pass (level avx512_vnni) ------------------------------------------
+//
+// Per query q (float32) the driver picks s_q = max_i |q_i| / 127 (float32) and
+// q8 = round(q / s_q) in [-127, 127]; PackedItems holds, per block of 32 items, one scale s_v
+// and v8 = round(v / s_v) for each item v. With q~ = s_q q8 and v~ = s_v v8 (real numbers),
+// for the real inner product p = q . v:
+//     p = q~ . v~ + (q - q~) . v + q~ . (v - v~)
+//     |p - s_q s_v (q8 . v8)| <= |q - q~| |v| + |q~| |v - v~|          (Cauchy-Schwarz)
+// The float32 score f the kernel computes is a chain of d FMAs from 0, so
+// |f - p| <= gamma_d sum_i |q_i v_i| <= gamma_d |q| |v|, gamma_d = d u / (1 - d u), u = 2^-24,
+// plus an absolute d * 2^-150 where products fall into the subnormal range (no partial sum
+// can overflow: rows where |q| max|v| comes near FLT_MAX are not screened). Hence
+//     f <= s_q [ s_v D + a |v| + b |v - v~| ] + A,   D = q8 . v8 (exact in int32),
+//     a >= (|q - q~| + gamma_d |q|) / s_q,  b >= |q~| / s_q,  A = (d + 16) 2^-149,
+// and with N >= |v|, R >= |v - v~| (per block, rounded up) and t <= (T - A) / s_q:
+//     f >= T  implies  D >= (t - a N - b R) / s_v.
+// The kernel evaluates the right-hand side in float32 with every rounding directed down
+// (the subtracted terms rounded up), floors it to an int32 threshold and compares the
+// exact integer D against it; whatever does not fit (NaN, overflow, s_v = 0) gives INT_MIN,
+// which flags everything. a, b and t below carry a further (1 + 1e-6) and 4u margin,
+// which covers every double rounding here. So an item that is not flagged provably cannot
+// reach the query's current k-th best score T.
+// Flagged blocks are rescored by the avx512 kernel's own arithmetic (score_blocks) and
+// pushed under the plain path's rule (score >= T, eligible), so every heap sees exactly
+// the pushes it sees on the avx512 level: results, and even pruning decisions, are
+// identical. Rows where the bound cannot be trusted (s_q not a normal float, a float32
+// score that could overflow, T = +inf) get t = -inf: every item is rescored.
+
+constexpr double kUnit = 0x1p-24;
+
+// The float32 nearest to x, moved down (up) one step where it is above (below) x.
+float round_down(double x) {
+    float f = static_cast<float>(x);
+    if (static_cast<double>(f) > x) f = std::nextafter(f, -INFINITY);
+    return f;
+}
+float round_up(double x) {
+    float f = static_cast<float>(x);
+    if (static_cast<double>(f) < x) f = std::nextafter(f, INFINITY);
+    return f;
+}
+
+// Quantises one query row into `bytes` (dim_groups * 4: q8 + 128, padding 128) and returns
+// its bound constants; ok = false where the bound cannot be trusted.
+struct RowBound {
+    float scale = 0.0f, a = INFINITY, b = INFINITY;
+    bool ok = false;
+};
+
+RowBound quantise_query(const float* q, std::size_t dim, std::size_t groups, double norm, double max_item_norm,
+                        std::uint8_t* bytes) {
+    RowBound out;
+    std::fill(bytes, bytes + groups * 4, std::uint8_t{128});
+    float max_abs = 0.0f;
+    for (std::size_t d = 0; d < dim; ++d) max_abs = std::max(max_abs, std::fabs(q[d]));
+    const float scale = max_abs / 127.0f;
+    const double gamma = (static_cast<double>(dim) + 2.0) * kUnit / (1.0 - (static_cast<double>(dim) + 2.0) * kUnit);
+    if (!(scale >= FLT_MIN) || !(gamma < 0.5)) return out;
+    // No partial sum of a float32 score may overflow: |q| |v| (1 + gamma) well below FLT_MAX.
+    if (!(norm * max_item_norm * 4.0 < static_cast<double>(FLT_MAX))) return out;
+    double residual = 0.0, quantised = 0.0;
+    for (std::size_t d = 0; d < dim; ++d) {
+        const double q8 = std::clamp(std::nearbyint(static_cast<double>(q[d]) / scale), -127.0, 127.0);
+        bytes[d] = static_cast<std::uint8_t>(static_cast<int>(q8) + 128);
+        const double approx = static_cast<double>(scale) * q8;
+        residual += (q[d] - approx) * (q[d] - approx);
+        quantised += approx * approx;
+    }
+    const double inflate = 1.0 + 1e-9;
+    const double eq = std::sqrt(residual) * inflate, nqt = std::sqrt(quantised) * inflate, nq = norm * inflate;
+    out.scale = scale;
+    out.a = round_up((eq + gamma * nq + 4.0 * kUnit * nqt) * (1.0 + 1e-6) / scale);
+    out.b = round_up(nqt * (1.0 + 4.0 * kUnit) * (1.0 + 1e-6) / scale);
+    out.ok = std::isfinite(out.a) && std::isfinite(out.b);
+    return out;
+}
+
+// The screening threshold t for a row whose current k-th best score is T.
+float screen_threshold(const RowBound& row, float threshold, std::size_t dim) {
+    if (!row.ok || !(threshold > -INFINITY) || !(threshold < INFINITY)) return -INFINITY;
+    const double absolute = (static_cast<double>(dim) + 16.0) * 0x1p-149;
+    double x = (static_cast<double>(threshold) - absolute) / row.scale;
+    x -= std::fabs(x) * 1e-12 + 4.0 * 0x1p-149;
+    return round_down(x);
+}
+
+// Set bits of a word (the baseline ISA has no popcnt instruction).
+std::uint64_t bit_count(std::uint32_t x) {
+    x = x - ((x >> 1) & 0x55555555u);
+    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+    return (((x + (x >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24;
+}
+
 struct Scratch {
     std::vector<const float*> rows;
     std::vector<float> thresholds, scores, lse_max;
@@ -85,6 +189,17 @@ struct Scratch {
     std::vector<std::int64_t> cursors, excluded;  // per row: positions of its excluded items, sorted
     std::vector<double> query_norms;
     std::vector<std::pair<float, std::int64_t>> sort_buffer;
+    // Screening only: quantised queries (rows x dim_groups * 4 bytes), their bound constants,
+    // and per group the kernel's row pointers and a, b, t.
+    std::vector<std::uint8_t> query_bytes;
+    std::vector<RowBound> row_bounds;
+    std::vector<const std::uint8_t*> byte_rows;
+    std::vector<float> screen_a, screen_b, screen_t;
+    std::vector<std::uint32_t> block_rows;
+    // Flagged (row, block) pairs of one group and tile, rescored together.
+    std::vector<std::uint32_t> pair_row, pair_block, pair_above;
+    std::vector<const float*> pair_query, pair_panel;
+    std::vector<float> pair_threshold;
 };
 
 }  // namespace
@@ -110,8 +225,12 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     const std::size_t n_tasks = (n + task_rows - 1) / task_rows;
     const std::vector<std::uint32_t> allowed = allowed_words(items, input.allow);
     const bool lse = options.logsumexp;
-    // The exact log-sum-exp needs every eligible item, so it turns pruning off.
+    // The exact log-sum-exp needs every eligible item, so it turns pruning off, and
+    // screening too (it would skip the exact scores of items that cannot reach the top k).
     const bool prune = !lse;
+    const bool screen = kScreenTile != nullptr && options.level == SimdLevel::avx512_vnni && !lse &&
+                        items.has_int8() && dim <= 100000;
+    const std::size_t groups = items.dim_groups();
     std::atomic<bool> cancelled{false};
     std::vector<Scratch> scratch(std::min(threads, n_tasks));
 
@@ -128,6 +247,20 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         s.cursors.assign(rows + 1, 0);
         s.excluded.clear();
         s.query_norms.resize(rows);
+        if (screen) {
+            s.query_bytes.resize(rows * groups * 4);
+            s.row_bounds.resize(rows);
+            s.byte_rows.resize(kMaxRows);
+            s.screen_a.resize(kMaxRows);
+            s.screen_b.resize(kMaxRows);
+            s.screen_t.resize(kMaxRows);
+            s.block_rows.resize(tile_blocks);
+            for (auto* v : {&s.pair_row, &s.pair_block, &s.pair_above}) v->resize(kMaxRows * tile_blocks);
+            s.pair_query.resize(kMaxRows * tile_blocks);
+            s.pair_panel.resize(kMaxRows * tile_blocks);
+            s.pair_threshold.resize(kMaxRows * tile_blocks);
+        }
+        std::uint64_t task_candidates = 0, task_rescored = 0;
         std::vector<TopKHeap> heaps;
         heaps.reserve(rows);
         for (std::size_t r = 0; r < rows; ++r) {
@@ -137,6 +270,9 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             double norm = 0.0;
             for (std::size_t d = 0; d < dim; ++d) norm += double(q[d]) * q[d];
             s.query_norms[r] = std::sqrt(norm);
+            if (screen)
+                s.row_bounds[r] = quantise_query(q, dim, groups, s.query_norms[r], items.block_norm_bound(0),
+                                                 s.query_bytes.data() + r * groups * 4);
             if (input.exclude_indptr == nullptr) continue;
             // Exclusions name caller indices; the scan walks stored positions.
             const std::size_t row_begin = s.excluded.size();
@@ -186,6 +322,71 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                         if (offset < blocks * kBlockItems) eligible[offset / kBlockItems] &= ~(1u << (offset % kBlockItems));
                     }
                 }
+                // Screening pays only once the rows have a k-th best score to screen against:
+                // while a heap is not full, every item is a candidate and the float kernel's
+                // register blocking scores them faster.
+                bool screen_group = screen;
+                for (std::size_t r = 0; r < group_rows && screen_group; ++r)
+                    screen_group = s.thresholds[r] > -INFINITY;
+                if (screen_group) {
+                    for (std::size_t r = 0; r < group_rows; ++r) {
+                        const RowBound& bound = s.row_bounds[group + r];
+                        s.byte_rows[r] = s.query_bytes.data() + (group + r) * groups * 4;
+                        s.screen_a[r] = bound.a;
+                        s.screen_b[r] = bound.b;
+                        s.screen_t[r] = screen_threshold(bound, s.thresholds[r], dim);
+                    }
+                    const std::size_t first_item = tile * kBlockItems;
+                    kernels::ScreenJob sjob{s.byte_rows.data(),
+                                            group_rows,
+                                            items.int8_panels() + tile * items.int8_block_bytes(),
+                                            blocks,
+                                            groups,
+                                            items.int8_offset() + first_item,
+                                            items.int8_scale() + tile,
+                                            items.norm_up() + tile,
+                                            items.residual_up() + tile,
+                                            s.screen_a.data(),
+                                            s.screen_b.data(),
+                                            s.screen_t.data(),
+                                            s.eligible.data(),
+                                            s.candidates.data(),
+                                            s.block_rows.data()};
+                    kScreenTile(sjob);
+                    // Rescore every flagged block in float32 exactly as the avx512 kernel does,
+                    // and push what the plain path would push: eligible items scoring >= T.
+                    const std::uint32_t* const flags = s.candidates.data();
+                    const std::uint32_t* const eligible_words = s.eligible.data();
+                    const float* const panels = items.panels() + tile * items.block_floats();
+                    const std::size_t block_floats = items.block_floats();
+                    std::size_t pairs = 0;
+                    for (std::size_t b = 0; b < blocks; ++b) {
+                        for (std::uint32_t rows_left = s.block_rows[b]; rows_left != 0; rows_left &= rows_left - 1) {
+                            const std::size_t r = static_cast<std::size_t>(__builtin_ctz(rows_left));
+                            task_candidates += bit_count(flags[r * blocks + b]);
+                            s.pair_row[pairs] = static_cast<std::uint32_t>(r);
+                            s.pair_block[pairs] = static_cast<std::uint32_t>(b);
+                            s.pair_query[pairs] = s.rows[r];
+                            s.pair_panel[pairs] = panels + b * block_floats;
+                            s.pair_threshold[pairs] = s.thresholds[r];
+                            ++pairs;
+                        }
+                    }
+                    task_rescored += pairs;
+                    kScoreBlocks(pairs, s.pair_query.data(), s.pair_panel.data(), s.pair_threshold.data(), dim,
+                                 s.scores.data(), s.pair_above.data());
+                    for (std::size_t i = 0; i < pairs; ++i) {
+                        const std::size_t r = s.pair_row[i], b = s.pair_block[i];
+                        TopKHeap& heap = heaps[group + r];
+                        const float* pair_scores = s.scores.data() + i * kBlockItems;
+                        for (std::uint32_t bits = s.pair_above[i] & eligible_words[r * blocks + b]; bits != 0;
+                             bits &= bits - 1) {
+                            const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
+                            heap.push(pair_scores[j], items.item_at((tile + b) * kBlockItems + j));
+                        }
+                    }
+                    continue;
+                }
                 kernels::TileJob job{s.rows.data(),
                                      group_rows,
                                      items.panels() + tile * items.block_floats(),
@@ -211,6 +412,11 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     }
                 }
             }
+        }
+        if (options.stats != nullptr && screen) {
+            options.stats->candidates.fetch_add(task_candidates, std::memory_order_relaxed);
+            options.stats->rescored_blocks.fetch_add(task_rescored, std::memory_order_relaxed);
+            options.stats->screened_queries.fetch_add(rows, std::memory_order_relaxed);
         }
         for (std::size_t r = 0; r < rows; ++r) {
             heaps[r].sort_descending(s.sort_buffer);

@@ -39,7 +39,9 @@ SimdLevel detect() {
     const bool avx512bw = (ebx >> 30) & 1u;
     const bool avx512vl = (ebx >> 31) & 1u;
     if (!avx2) return SimdLevel::scalar;
-    if (zmm_state && avx512f && avx512dq && avx512bw && avx512vl) return SimdLevel::avx512;
+    const bool avx512vnni = (ecx >> 11) & 1u;
+    if (zmm_state && avx512f && avx512dq && avx512bw && avx512vl)
+        return avx512vnni ? SimdLevel::avx512_vnni : SimdLevel::avx512;
     return SimdLevel::avx2;
 }
 #else
@@ -64,14 +66,15 @@ const char* simd_level_name(SimdLevel level) {
         case SimdLevel::scalar: return "scalar";
         case SimdLevel::avx2: return "avx2";
         case SimdLevel::avx512: return "avx512";
+        case SimdLevel::avx512_vnni: return "avx512_vnni";
     }
     return "unknown";
 }
 
 SimdLevel parse_simd_level(const std::string& name) {
-    for (SimdLevel level : {SimdLevel::scalar, SimdLevel::avx2, SimdLevel::avx512})
+    for (SimdLevel level : {SimdLevel::scalar, SimdLevel::avx2, SimdLevel::avx512, SimdLevel::avx512_vnni})
         if (name == simd_level_name(level)) return level;
-    throw std::invalid_argument("unknown SIMD level '" + name + "'; expected scalar, avx2 or avx512");
+    throw std::invalid_argument("unknown SIMD level '" + name + "'; expected scalar, avx2, avx512 or avx512_vnni");
 }
 
 }  // namespace recbatch

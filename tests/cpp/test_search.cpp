@@ -27,6 +27,8 @@ void expect(bool ok, const char* what, recbatch::SimdLevel level, std::size_t ro
 struct Case {
     std::size_t n, m, dim, k, threads;
     bool integers, exclude, allow, lse;
+    float scale = 1.0f;   // queries and items are multiplied by this
+    bool spread = false;  // item norms spread log-normally (most blocks prunable)
 };
 
 void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
@@ -35,6 +37,13 @@ void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
     std::uniform_int_distribution<int> small(-2, 2);
     for (auto& x : queries) x = c.integers ? static_cast<float>(small(rng)) : gauss(rng);
     for (auto& x : items) x = c.integers ? static_cast<float>(small(rng)) : gauss(rng);
+    std::lognormal_distribution<float> spread(0.0f, 1.5f);
+    for (std::size_t i = 0; i < c.m && c.spread; ++i) {
+        const float f = spread(rng);
+        for (std::size_t d = 0; d < c.dim; ++d) items[i * c.dim + d] *= f;
+    }
+    for (auto& x : queries) x *= c.scale;
+    for (auto& x : items) x *= c.scale;
 
     std::vector<std::uint8_t> allow(c.m, 1);
     if (c.allow)
@@ -72,6 +81,23 @@ void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
     std::vector<double> out_lse(c.n);
     recbatch::SearchOutput output{out_indices.data(), out_scores.data(), out_lse.data()};
     expect(recbatch::search(packed, input, options, output), "search reported cancellation", level, 0);
+    if (level == recbatch::SimdLevel::avx512_vnni) {
+        // The int8 screening pass must not change a single bit of the avx512 level's results.
+        recbatch::SearchOptions plain_options = options;
+        plain_options.level = recbatch::SimdLevel::avx512;
+        std::vector<std::int64_t> plain_indices(c.n * c.k);
+        std::vector<float> plain_scores(c.n * c.k);
+        std::vector<double> plain_lse(c.n);
+        recbatch::SearchOutput plain{plain_indices.data(), plain_scores.data(), plain_lse.data()};
+        recbatch::search(packed, input, plain_options, plain);
+        for (std::size_t q = 0; q < c.n; ++q)
+            for (std::size_t j = 0; j < c.k; ++j) {
+                const std::size_t at = q * c.k + j;
+                const bool same_score = plain_scores[at] == out_scores[at] ||
+                                        (std::isnan(plain_scores[at]) && std::isnan(out_scores[at]));
+                expect(plain_indices[at] == out_indices[at] && same_score, "screened != plain avx512", level, q);
+            }
+    }
 
     for (std::size_t q = 0; q < c.n; ++q) {
         std::vector<char> eligible(c.m);
@@ -129,6 +155,12 @@ int main() {
         {50, 300, 5, 40, 3, true, false, false, false},  {40, 700, 16, 25, 2, false, true, false, true},
         {30, 900, 12, 20, 2, false, true, true, true},   {7, 5000, 300, 3, 3, false, false, true, true},
         {100, 64, 64, 64, 2, true, true, true, true},    {1, 1, 3, 5, 1, false, false, false, true},
+        // For the int8 screening pass: tiny k, k = m, odd dims, spread and extreme norms.
+        {40, 3000, 33, 1, 2, false, false, false, false},  {30, 2000, 7, 2000, 1, false, true, true, false},
+        {25, 4000, 300, 5, 2, false, true, false, false},  {50, 3000, 10, 30, 3, true, true, true, false},
+        {40, 5000, 24, 10, 2, false, false, false, false, 1.0f, true},
+        {20, 2000, 16, 10, 1, false, false, false, false, 1e-20f},
+        {20, 2000, 16, 10, 1, false, false, false, false, 3e17f},
     };
     for (auto level : recbatch::available_simd_levels())
         for (const auto& c : cases) run_case(c, level, rng);

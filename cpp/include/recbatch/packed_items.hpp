@@ -13,6 +13,8 @@
 #include <memory>
 #include <vector>
 
+#include "recbatch/simd_level.hpp"
+
 namespace recbatch {
 
 constexpr std::size_t kBlockItems = 32;
@@ -20,7 +22,10 @@ constexpr std::size_t kBlockItems = 32;
 class PackedItems {
 public:
     // items: row-major (n_items x dim) float32. The data is copied; the caller keeps ownership.
-    PackedItems(const float* items, std::size_t n_items, std::size_t dim);
+    // with_int8: also build the int8 copy for the screening pass (by default only where the
+    // CPU can run it).
+    PackedItems(const float* items, std::size_t n_items, std::size_t dim,
+                bool with_int8 = detected_simd_level() >= SimdLevel::avx512_vnni);
 
     std::size_t n_items() const { return n_items_; }
     std::size_t dim() const { return dim_; }
@@ -34,10 +39,29 @@ public:
     // An upper bound (rounded up) on the norm of every item in block b; non-increasing in b.
     double block_norm_bound(std::size_t block) const { return block_norm_bound_[block]; }
 
+    // The int8 copy read by the screening pass (kernels/score_tile.hpp, ScreenJob). Block b
+    // shares one scale s_b = (max |v_i| over its 32 items) / 127 in float32, and each item
+    // is v8 = round(v / s_b) in [-127, 127]; block b holds the same 32 items as float block
+    // b, as dim_groups() groups of 4 dims (zero padded): group g is 128 bytes, two halves of
+    // 16 items x 4 bytes, the lane layout of vpdpbusd.
+    //   int8_offset (per position, n_blocks * 32 entries): -128 * sum_i v8_i, the
+    //     unsigned-query correction (see search.cpp); 0 for padding positions.
+    //   int8_scale, norm_up, residual_up (per block): s_b, and upper bounds (rounded up to
+    //     float32) on |v| and on |v - s_b v8| over the block's items.
+    bool has_int8() const { return int8_panels_ != nullptr; }
+    std::size_t dim_groups() const { return (dim_ + 3) / 4; }
+    std::size_t int8_block_bytes() const { return dim_groups() * 4 * kBlockItems; }
+    const std::int8_t* int8_panels() const { return int8_panels_.get(); }
+    const std::int32_t* int8_offset() const { return int8_offset_.data(); }
+    const float* int8_scale() const { return int8_scale_.data(); }
+    const float* norm_up() const { return norm_up_.data(); }
+    const float* residual_up() const { return residual_up_.data(); }
+
 private:
     struct AlignedFree {
-        void operator()(float* p) const;
+        void operator()(void* p) const;
     };
+    void quantise();
     std::size_t n_items_;
     std::size_t dim_;
     std::size_t n_blocks_;
@@ -45,6 +69,9 @@ private:
     std::vector<std::int64_t> item_at_;
     std::vector<std::uint32_t> position_of_;
     std::vector<double> block_norm_bound_;
+    std::unique_ptr<std::int8_t[], AlignedFree> int8_panels_;
+    std::vector<std::int32_t> int8_offset_;
+    std::vector<float> int8_scale_, norm_up_, residual_up_;
 };
 
 }  // namespace recbatch

@@ -25,6 +25,13 @@ struct SearchInput {
     const std::uint8_t* allow = nullptr;
 };
 
+// Counters of the int8 screening pass (level avx512_vnni), summed over searches.
+struct ScreenStats {
+    std::atomic<std::uint64_t> screened_queries{0};  // queries that went through screening
+    std::atomic<std::uint64_t> candidates{0};        // (query, item) pairs flagged
+    std::atomic<std::uint64_t> rescored_blocks{0};   // (query, 32-item block) pairs rescored in float32
+};
+
 struct SearchOptions {
     std::size_t k = 10;
     std::size_t threads = 1;
@@ -32,6 +39,8 @@ struct SearchOptions {
     SimdLevel level = SimdLevel::scalar;
     // Polled between tiles; when it turns true the search stops early and returns false.
     const std::atomic<bool>* cancel = nullptr;
+    // Where to add screening counters (nullptr: nowhere).
+    ScreenStats* stats = nullptr;
 };
 
 struct SearchOutput {

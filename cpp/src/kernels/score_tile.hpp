@@ -32,6 +32,48 @@ using ScoreTileFn = void (*)(const TileJob&);
 
 namespace scalar { void score_tile(const TileJob& job); }
 namespace avx2 { void score_tile(const TileJob& job); }
-namespace avx512 { void score_tile(const TileJob& job); }
+namespace avx512 {
+void score_tile(const TileJob& job);
+// One query row against one block: the 32 scores score_tile writes for it, bit for bit
+// (the same instructions in the same order), for rescoring screened candidates. Returns
+// score_tile's candidate bits for them: score >= threshold (before eligibility).
+std::uint32_t score_block(const float* query, const float* panel, std::size_t dim, float threshold, float* out);
+// score_block for n (query, block) pairs, four at a time so that their FMA chains overlap:
+// pair i's 32 scores go to out + 32 i, its candidate bits to above[i].
+void score_blocks(std::size_t n, const float* const* queries, const float* const* panels, const float* thresholds,
+                  std::size_t dim, float* out, std::uint32_t* above);
+}  // namespace avx512
+
+// The int8 screening pass (PackedItems' int8 copy; bound and proof in search.cpp). Per row
+// r and block b it computes, with directed rounding so that the result is a lower bound,
+//     thr = floor((t_r - a_r norm_b - b_r residual_b) / scale_b)    (as int32)
+// and flags item j of the block when D = q8_r . v8_j >= thr, D exact in int32 (vpdpbusd
+// on the unsigned query bytes q8 + 128, its accumulator started at offset_j =
+// -128 sum v8_j), and j is eligible. Anything that does not fit (overflow, NaN, scale 0)
+// turns thr into INT_MIN: every item of the block is flagged.
+// Rows go through the vpdpbusd loop in chunks of up to 12 (24 accumulators).
+struct ScreenJob {
+    const std::uint8_t* const* queries;  // n_rows pointers to dim_groups * 4 bytes: q8 + 128
+    std::size_t n_rows;                  // 1..kMaxRows
+    const std::int8_t* panels;           // n_blocks int8 blocks, dim_groups * 128 bytes each
+    std::size_t n_blocks;
+    std::size_t dim_groups;
+    const std::int32_t* offset;  // per item of the tile (n_blocks * 32)
+    const float* scale;          // per block of the tile
+    const float* norm;
+    const float* residual;
+    const float* a;  // per row
+    const float* b;
+    const float* t;
+    const std::uint32_t* eligible;  // n_rows x n_blocks
+    std::uint32_t* candidates;      // n_rows x n_blocks
+    std::uint32_t* block_rows;      // n_blocks: bit r = row r has a candidate in the block
+};
+
+using ScreenTileFn = void (*)(const ScreenJob&);
+using ScoreBlocksFn = void (*)(std::size_t, const float* const*, const float* const*, const float*, std::size_t, float*,
+                               std::uint32_t*);
+
+namespace avx512_vnni { void screen_tile(const ScreenJob& job); }
 
 }  // namespace recbatch::kernels

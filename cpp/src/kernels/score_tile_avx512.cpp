@@ -104,6 +104,70 @@ void update_logsumexp(const TileJob& job, std::size_t row) {
 
 }  // namespace
 
+std::uint32_t score_block(const float* query, const float* panel, std::size_t dim, float threshold, float* out) {
+    __m512 lo_acc = _mm512_setzero_ps(), hi_acc = _mm512_setzero_ps();
+    for (std::size_t d = 0; d < dim; ++d) {
+        const __m512 qv = _mm512_set1_ps(query[d]);
+        lo_acc = _mm512_fmadd_ps(qv, _mm512_load_ps(panel + d * kBlock), lo_acc);
+        hi_acc = _mm512_fmadd_ps(qv, _mm512_load_ps(panel + d * kBlock + 16), hi_acc);
+    }
+    _mm512_storeu_ps(out, lo_acc);
+    _mm512_storeu_ps(out + 16, hi_acc);
+    const __m512 t = _mm512_set1_ps(threshold);
+    return static_cast<std::uint32_t>(_mm512_cmp_ps_mask(lo_acc, t, _CMP_GE_OQ)) |
+           (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(hi_acc, t, _CMP_GE_OQ)) << 16);
+}
+
+void score_blocks(std::size_t n, const float* const* queries, const float* const* panels, const float* thresholds,
+                  std::size_t dim, float* out, std::uint32_t* above) {
+    std::size_t i = 0;
+    for (; i < n; i += 4) {
+        if (i + 4 > n) {
+            // The last 1-3 pairs: padded to four with copies of the last one (scratch output),
+            // so that their FMA chains and block reads overlap too.
+            const float* q[4];
+            const float* p[4];
+            float t[4];
+            alignas(64) float scratch[4 * kBlock];
+            std::uint32_t bits[4];
+            for (std::size_t j = 0; j < 4; ++j) {
+                const std::size_t from = i + j < n ? i + j : n - 1;
+                q[j] = queries[from];
+                p[j] = panels[from];
+                t[j] = thresholds[from];
+            }
+            score_blocks(4, q, p, t, dim, scratch, bits);
+            for (std::size_t j = 0; i + j < n; ++j) {
+                for (std::size_t x = 0; x < kBlock; ++x) out[(i + j) * kBlock + x] = scratch[j * kBlock + x];
+                above[i + j] = bits[j];
+            }
+            return;
+        }
+        const float *q0 = queries[i], *q1 = queries[i + 1], *q2 = queries[i + 2], *q3 = queries[i + 3];
+        const float *p0 = panels[i], *p1 = panels[i + 1], *p2 = panels[i + 2], *p3 = panels[i + 3];
+        __m512 a0 = _mm512_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+        for (std::size_t d = 0; d < dim; ++d) {
+            const std::size_t o = d * kBlock;
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(q0[d]), _mm512_load_ps(p0 + o), a0);
+            b0 = _mm512_fmadd_ps(_mm512_set1_ps(q0[d]), _mm512_load_ps(p0 + o + 16), b0);
+            a1 = _mm512_fmadd_ps(_mm512_set1_ps(q1[d]), _mm512_load_ps(p1 + o), a1);
+            b1 = _mm512_fmadd_ps(_mm512_set1_ps(q1[d]), _mm512_load_ps(p1 + o + 16), b1);
+            a2 = _mm512_fmadd_ps(_mm512_set1_ps(q2[d]), _mm512_load_ps(p2 + o), a2);
+            b2 = _mm512_fmadd_ps(_mm512_set1_ps(q2[d]), _mm512_load_ps(p2 + o + 16), b2);
+            a3 = _mm512_fmadd_ps(_mm512_set1_ps(q3[d]), _mm512_load_ps(p3 + o), a3);
+            b3 = _mm512_fmadd_ps(_mm512_set1_ps(q3[d]), _mm512_load_ps(p3 + o + 16), b3);
+        }
+        const __m512 acc[8] = {a0, b0, a1, b1, a2, b2, a3, b3};
+        for (int j = 0; j < 4; ++j) {
+            _mm512_storeu_ps(out + (i + j) * kBlock, acc[2 * j]);
+            _mm512_storeu_ps(out + (i + j) * kBlock + 16, acc[2 * j + 1]);
+            const __m512 t = _mm512_set1_ps(thresholds[i + j]);
+            above[i + j] = static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[2 * j], t, _CMP_GE_OQ)) |
+                           (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[2 * j + 1], t, _CMP_GE_OQ)) << 16);
+        }
+    }
+}
+
 void score_tile(const TileJob& job) {
     switch (job.n_rows) {
         case 12: score_rows<12>(job, 0); break;

@@ -1,0 +1,120 @@
+// AVX512-VNNI screening kernel (compiled with the AVX-512 flags plus -mavx512vnni; run only
+// where the CPU has them). See ScreenJob in score_tile.hpp for what it computes.
+//
+// Register blocking as in the float kernel: 12 query rows x 32 items = 24 zmm int32
+// accumulators. Per group of 4 dimensions the kernel loads the block's two 64-byte vectors
+// (16 items x 4 signed bytes each) once and broadcasts each row's 4 unsigned query bytes,
+// so one vpdpbusd does the work of 4 float FMAs, on a quarter of the item bytes.
+#include <immintrin.h>
+
+#include "kernels/score_tile.hpp"
+
+namespace recbatch::kernels::avx512_vnni {
+namespace {
+
+constexpr std::size_t kBlock = 32;
+
+// GCC spills a 24-accumulator vpdpbusd loop to the stack every step, so rows go through in
+// chunks of at most 6 (12 accumulators); the block's int8 data stays in L1 between chunks.
+constexpr int kChunk = 12;
+
+// acc += (unsigned bytes of u) . (signed bytes of s), per 32-bit lane. Written as inline asm
+// because GCC copies the accumulator of _mm512_dpbusd_epi32 to a fresh register every call.
+inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
+#if defined(__GNUC__)
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+    return acc;
+#else
+    return _mm512_dpbusd_epi32(acc, u, s);
+#endif
+}
+
+template <int R>
+void screen_chunk(const ScreenJob& job, std::size_t row0, std::size_t blk) {
+    const std::uint8_t* q[R];
+    for (int r = 0; r < R; ++r) q[r] = job.queries[row0 + r];
+    const std::size_t groups = job.dim_groups, n_blocks = job.n_blocks;
+    const std::int8_t* const panel = job.panels + blk * groups * 4 * kBlock;
+    const std::size_t item = blk * kBlock;
+    const __m512i off_lo = _mm512_loadu_si512(job.offset + item);
+    const __m512i off_hi = _mm512_loadu_si512(job.offset + item + 16);
+    __m512i acc[R][2];
+#pragma GCC unroll 12
+    for (int r = 0; r < R; ++r) {
+        acc[r][0] = off_lo;
+        acc[r][1] = off_hi;
+    }
+    for (std::size_t g = 0; g < groups; ++g) {
+        const __m512i lo = _mm512_load_si512(panel + g * 128);
+        const __m512i hi = _mm512_load_si512(panel + g * 128 + 64);
+#pragma GCC unroll 12
+        for (int r = 0; r < R; ++r) {
+            std::int32_t word;
+            __builtin_memcpy(&word, q[r] + 4 * g, 4);
+            const __m512i qv = _mm512_set1_epi32(word);
+            acc[r][0] = dpbusd(acc[r][0], qv, lo);
+            acc[r][1] = dpbusd(acc[r][1], qv, hi);
+        }
+    }
+    // Integer thresholds of all R rows at once, each rounding towards a smaller threshold.
+    constexpr int kUp = _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC, kDown = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+    const __mmask16 lanes = static_cast<__mmask16>((1u << R) - 1u);
+    const __m512 a = _mm512_maskz_loadu_ps(lanes, job.a + row0), b = _mm512_maskz_loadu_ps(lanes, job.b + row0);
+    const __m512 t = _mm512_maskz_loadu_ps(lanes, job.t + row0);
+    const __m512 slack = _mm512_fmadd_round_ps(a, _mm512_set1_ps(job.norm[blk]),
+                                               _mm512_mul_round_ps(b, _mm512_set1_ps(job.residual[blk]), kUp), kUp);
+    const __m512 lower = _mm512_div_round_ps(_mm512_sub_round_ps(t, slack, kDown), _mm512_set1_ps(job.scale[blk]), kDown);
+    alignas(64) std::int32_t thresholds[16];
+    _mm512_store_si512(thresholds, _mm512_cvt_roundps_epi32(lower, kDown));  // out of range: INT_MIN
+    std::uint32_t any = 0;
+#pragma GCC unroll 12
+    for (int r = 0; r < R; ++r) {
+        const std::size_t row = row0 + r;
+        const __m512i thr = _mm512_set1_epi32(thresholds[r]);
+        const std::uint32_t keep = static_cast<std::uint32_t>(_mm512_cmpge_epi32_mask(acc[r][0], thr)) |
+                                   (static_cast<std::uint32_t>(_mm512_cmpge_epi32_mask(acc[r][1], thr)) << 16);
+        const std::uint32_t flagged = keep & job.eligible[row * n_blocks + blk];
+        job.candidates[row * n_blocks + blk] = flagged;
+        any |= static_cast<std::uint32_t>(flagged != 0) << row;
+    }
+    job.block_rows[blk] |= any;
+}
+
+template <int R>
+void screen_rows(const ScreenJob& job, std::size_t row0, std::size_t blk) {
+    if constexpr (R > kChunk) {
+        screen_chunk<kChunk>(job, row0, blk);
+        screen_rows<R - kChunk>(job, row0 + kChunk, blk);
+    } else {
+        screen_chunk<R>(job, row0, blk);
+    }
+}
+
+template <int R>
+void screen_blocks(const ScreenJob& job) {
+    for (std::size_t blk = 0; blk < job.n_blocks; ++blk) {
+        job.block_rows[blk] = 0;
+        screen_rows<R>(job, 0, blk);
+    }
+}
+
+}  // namespace
+
+void screen_tile(const ScreenJob& job) {
+    switch (job.n_rows) {
+        case 12: screen_blocks<12>(job); break;
+        case 11: screen_blocks<11>(job); break;
+        case 10: screen_blocks<10>(job); break;
+        case 9: screen_blocks<9>(job); break;
+        case 8: screen_blocks<8>(job); break;
+        case 7: screen_blocks<7>(job); break;
+        case 6: screen_blocks<6>(job); break;
+        case 5: screen_blocks<5>(job); break;
+        case 4: screen_blocks<4>(job); break;
+        case 3: screen_blocks<3>(job); break;
+        case 2: screen_blocks<2>(job); break;
+        default: screen_blocks<1>(job); break;
+    }
+}
+
+}  // namespace recbatch::kernels::avx512_vnni

@@ -1,0 +1,217 @@
+"""The int8 screening pass (SIMD level ``avx512_vnni``) must not change a single result.
+
+``avx512_vnni`` runs the avx512 float kernel behind an int8 screening pass that proves which
+items can still reach each query's top k; only those are rescored in float32. Its results
+must be IDENTICAL (indices and scores, bit for bit) to the plain ``avx512`` level on the same
+index, on inputs built to stress the bound: near-ties, exact ties, huge and tiny norms,
+quantisation residuals that add up coherently, tiny k, k = m, filters, odd dimensions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import recbatch
+from recbatch import _core
+from tests.scoring.reference import check_top_k, eligibility, exact_top_k, reference
+
+pytestmark = pytest.mark.skipif(
+    "avx512_vnni" not in recbatch.available_simd_levels(), reason="this CPU has no AVX512-VNNI"
+)
+
+
+def same_as_plain(
+    queries: np.ndarray, items: np.ndarray, k: int, *, min_screened: float = 0.0, **options: object
+) -> recbatch.TopKResult:
+    """Searches at avx512 and avx512_vnni; asserts identical results and returns them."""
+    index = recbatch.ItemIndex(items)
+    plain = index.search(queries, k, simd="avx512", **options)  # type: ignore[arg-type]
+    _core.screen_stats(reset=True)
+    screened = index.search(queries, k, simd="avx512_vnni", **options)  # type: ignore[arg-type]
+    stats = _core.screen_stats(reset=True)
+    np.testing.assert_array_equal(screened.indices, plain.indices)
+    np.testing.assert_array_equal(screened.scores, plain.scores)
+    if min_screened:
+        # The screening pass really ran and really skipped items.
+        assert stats["screened_queries"] >= min_screened * len(queries)
+        assert stats["candidates"] < len(queries) * index.n_items
+    return screened
+
+
+def gaussian(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
+    return rng.standard_normal((rows, dim)).astype(np.float32)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3, 5, 7, 17, 63, 64, 65, 129, 300])
+def test_identical_for_odd_dims(dim: int, rng: np.random.Generator) -> None:
+    queries, items = gaussian(rng, 37, dim), gaussian(rng, 5000, dim)
+    result = same_as_plain(queries, items, 10, threads=2, min_screened=1.0)
+    check_top_k(result, reference(queries, items, eligibility(37, 5000, None, None)), 10)
+
+
+@pytest.mark.parametrize("k", [1, 2, 31, 32, 33, 700, 1999, 2000, 2001, 5000])
+def test_identical_for_every_k(k: int, rng: np.random.Generator) -> None:
+    queries, items = gaussian(rng, 25, 24), gaussian(rng, 2000, 24)
+    result = same_as_plain(queries, items, k, threads=1)
+    check_top_k(result, reference(queries, items, eligibility(25, 2000, None, None)), k)
+
+
+def test_near_ties_at_the_kth_score(rng: np.random.Generator) -> None:
+    # Every item is one base vector plus a perturbation of a few ulps: all scores agree to
+    # float32 rounding, so only exact arithmetic separates the top k from the rest.
+    dim, m = 48, 6000
+    base = rng.standard_normal(dim).astype(np.float32)
+    items = (base[None, :] * (1 + rng.integers(-4, 5, size=(m, dim)) * 2.0**-23)).astype(np.float32)
+    queries = (base[None, :] + 0.01 * gaussian(rng, 30, dim)).astype(np.float32)
+    for k in (1, 10, 100):
+        same_as_plain(queries, items, k, threads=2, min_screened=1.0)
+
+
+def test_exact_duplicates_keep_index_order(rng: np.random.Generator) -> None:
+    # Many copies of few vectors: exact ties everywhere; lower index first.
+    distinct = gaussian(rng, 40, 20)
+    items = distinct[rng.integers(0, 40, size=3000)]
+    queries = gaussian(rng, 30, 20)
+    result = same_as_plain(queries, items, 50, threads=3)
+    check_top_k(result, reference(queries, items, eligibility(30, 3000, None, None)), 50)
+
+
+def test_integer_embeddings_exact(rng: np.random.Generator) -> None:
+    queries = rng.integers(-3, 4, size=(60, 9)).astype(np.float32)
+    items = (rng.integers(-3, 4, size=(4000, 9)) * rng.integers(1, 4, size=(4000, 1))).astype(np.float32)
+    ref = reference(queries, items, eligibility(60, 4000, None, None))
+    for k in (1, 25, 4000):
+        want_indices, want_scores = exact_top_k(ref, k)
+        result = same_as_plain(queries, items, k, threads=2)
+        np.testing.assert_array_equal(result.indices, want_indices)
+        np.testing.assert_array_equal(result.scores, want_scores.astype(np.float32))
+
+
+def test_coherent_quantisation_residuals(rng: np.random.Generator) -> None:
+    # Item values sit half-way between int8 steps (the largest rounding error) and the
+    # queries point along those residuals, so the errors add up instead of cancelling:
+    # the int8 estimate is off by close to the worst case the bound allows.
+    dim, m = 64, 4000
+    steps = rng.integers(-120, 121, size=(m, dim)) + 0.49
+    steps[:, 0] = 127  # pins each item's scale at 1 / 127 of its largest entry
+    items = (steps * rng.lognormal(0, 2, size=(m, 1))).astype(np.float32)
+    residual_sign = np.sign(steps - np.round(steps))
+    queries = (residual_sign[rng.integers(0, m, size=40)] * (1 + 0.49 / 127)).astype(np.float32)
+    queries[:, 0] = 127 / 127.5
+    for k in (1, 5, 64):
+        same_as_plain(queries, items, k, threads=2)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-12, 1e12, 1e17, 1e18, 1e19])
+def test_huge_and_tiny_norms(scale: float, rng: np.random.Generator) -> None:
+    # Up to scores near float32's range (1e19 * 1e19 * 32 terms overflows: those rows must
+    # fall back to exact scoring); down to products in the subnormal range.
+    queries = gaussian(rng, 20, 32) * np.float32(scale)
+    items = gaussian(rng, 3000, 32) * rng.lognormal(0, 1.5, size=(3000, 1)).astype(np.float32)
+    items = (items * np.float32(scale)).astype(np.float32)
+    same_as_plain(queries.astype(np.float32), items, 10, threads=2)
+
+
+def test_zero_vectors(rng: np.random.Generator) -> None:
+    queries = gaussian(rng, 24, 16)
+    queries[::3] = 0.0
+    items = gaussian(rng, 2000, 16)
+    items[::7] = 0.0
+    same_as_plain(queries, items, 20, threads=2)
+
+
+def test_spread_norms_with_pruning(rng: np.random.Generator) -> None:
+    n, m, dim = 60, 20000, 32
+    queries = gaussian(rng, n, dim)
+    items = gaussian(rng, m, dim) * rng.lognormal(0.0, 1.0, size=(m, 1)).astype(np.float32)
+    for k in (1, 10, 100):
+        result = same_as_plain(queries, items, k, threads=2, min_screened=1.0)
+        check_top_k(result, reference(queries, items, eligibility(n, m, None, None)), k)
+
+
+def test_exclusions_and_allow(rng: np.random.Generator) -> None:
+    n, m = 40, 3000
+    queries, items = gaussian(rng, n, 33), gaussian(rng, m, 33)
+    lists = [sorted(rng.choice(m, size=rng.integers(0, 400), replace=False).tolist()) for _ in range(n)]
+    lists[0] = list(range(m))
+    # Exclude each query's best items, so the screen must look past them.
+    best = np.argsort(-(queries @ items.T), axis=1)[:, :30]
+    for row in range(1, n, 2):
+        lists[row] = sorted(set(lists[row]) | set(best[row].tolist()))
+    indptr = np.cumsum([0] + [len(x) for x in lists])
+    csr = sp.csr_matrix((np.ones(indptr[-1]), [i for x in lists for i in x], indptr), shape=(n, m))
+    allow = rng.random(m) < 0.5
+    ref = reference(queries, items, eligibility(n, m, lists, allow))
+    for k in (1, 20, 3000):
+        result = same_as_plain(queries, items, k, exclude=csr, allow=allow, threads=2)
+        check_top_k(result, ref, k)
+        assert np.all(result.indices[0] == -1)
+
+
+def test_logsumexp_turns_screening_off(rng: np.random.Generator) -> None:
+    queries, items = gaussian(rng, 30, 16), gaussian(rng, 3000, 16)
+    index = recbatch.ItemIndex(items)
+    plain = index.search(queries, 10, simd="avx512", logsumexp=True)
+    _core.screen_stats(reset=True)
+    screened = index.search(queries, 10, simd="avx512_vnni", logsumexp=True)
+    assert _core.screen_stats(reset=True)["screened_queries"] == 0
+    np.testing.assert_array_equal(screened.indices, plain.indices)
+    np.testing.assert_array_equal(screened.scores, plain.scores)
+    assert screened.logsumexp is not None and plain.logsumexp is not None
+    np.testing.assert_array_equal(screened.logsumexp, plain.logsumexp)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 30),
+    m=st.integers(1, 2500),
+    dim=st.integers(1, 80),
+    k=st.integers(1, 120),
+    threads=st.integers(1, 3),
+    log_scale=st.floats(-20, 18),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_property_identical(n: int, m: int, dim: int, k: int, threads: int, log_scale: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    scale = np.float32(10.0**log_scale)
+    queries = (rng.standard_normal((n, dim)) * scale).astype(np.float32)
+    items = (rng.standard_normal((m, dim)) * rng.lognormal(0, 1, size=(m, 1)) * scale).astype(np.float32)
+    if seed % 3 == 0:  # coarse values: many exact ties
+        queries, items = np.round(queries / scale) * scale, np.round(items / scale) * scale
+    allow = rng.random(m) < 0.7 if seed % 2 else None
+    same_as_plain(queries.astype(np.float32), items.astype(np.float32), k, allow=allow, threads=threads)
+
+
+def test_bound_is_tight_where_the_error_is_coherent(rng: np.random.Generator) -> None:
+    # A case where the int8 estimate of the true best item A is off by nearly the full bound.
+    # Queries are exact in int8 (entries +-127, scale 1), so the error is q . (v - v~); A's
+    # entries sit 0.49 of a step from the int8 grid, with signs matching the query's, so
+    # that error is sum |q_i| |r_i| = |q| |v - v~|: the Cauchy-Schwarz bound, attained.
+    # Item B is exact in int8 and scores just below A but above A's estimate plus half the
+    # bound. B is longer, so it is scanned first and sets the threshold when A is screened:
+    # a bound too small by half would drop A and return B. Decoys (score 0, norms between)
+    # make sure A and B fall in different tiles.
+    n, dim = 40, 64
+    step = np.float32(1 / 64)
+    signs = rng.choice([-1.0, 1.0], size=(n, dim))
+    signs[:, 0] = 0.0
+    queries = (127 * signs).astype(np.float32)
+    base = signs * 50.0  # equal magnitudes: every A (and every B) has the same norm
+    base[:, 1] = 127 * signs[:, 1]  # pins each item's int8 scale at exactly `step`
+    a_items = base.copy()
+    a_items[:, 2:] += 0.49 * signs[:, 2:]
+    b_items = base.copy()
+    b_items[:, 2:32] += signs[:, 2:32]  # 30 full steps: between A's estimate (+0) and A (+30.38)
+    b_items[:, 0] = 127.0  # longer than A (436 vs 417 steps; the query ignores dim 0)
+    decoys = np.zeros((200, dim))
+    decoys[:, 0] = np.linspace(434, 420, 200)  # norms between B's and A's, score 0
+    fillers = rng.integers(-20, 21, size=(3000, dim)).astype(np.float64)
+    items = (np.concatenate([fillers, a_items, decoys, b_items]) * step).astype(np.float32)
+    a_index = len(fillers) + np.arange(n)
+    for k in (1, 2):
+        result = same_as_plain(queries, items, k, threads=1, min_screened=1.0)
+        np.testing.assert_array_equal(result.indices[:, 0], a_index)
