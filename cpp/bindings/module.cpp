@@ -71,7 +71,6 @@ public:
                 require(p[row] <= p[row + 1], "exclude indptr must not decrease");
                 for (std::int64_t j = p[row]; j < p[row + 1]; ++j) {
                     require(ix[j] >= 0 && static_cast<std::size_t>(ix[j]) < n_items(), "exclude index out of range");
-                    require(j == p[row] || ix[j - 1] <= ix[j], "exclude indices must be sorted within each row");
                 }
             }
             input.exclude_indptr = p;

@@ -148,19 +148,18 @@ def _exclusions(
     if indptr.shape[0] != n_queries + 1:
         msg = f"exclude indptr must have n_queries + 1 = {n_queries + 1} entries, got {indptr.shape[0]}"
         raise ValueError(msg)
-    indptr64 = indptr.astype(np.int64)
+    indptr64 = np.asarray(indptr, dtype=np.int64)
     if indptr64[0] != 0 or indptr64[-1] != indices.shape[0] or np.any(np.diff(indptr64) < 0):
         msg = "exclude indptr must start at 0, never decrease, and end at len(indices)"
         raise ValueError(msg)
-    indices64 = indices.astype(np.int64)
+    indices64 = np.asarray(indices, dtype=np.int64)
     if indices64.size and (indices64.min() < 0 or indices64.max() >= n_items):
         bad = int(np.flatnonzero((indices64 < 0) | (indices64 >= n_items))[0])
         msg = f"exclude indices must lie in [0, {n_items}): entry {bad} is {int(indices64[bad])}"
         raise ValueError(msg)
-    # The kernel walks each row with a cursor, so rows must be sorted.
-    rows = np.repeat(np.arange(n_queries, dtype=np.int64), np.diff(indptr64))
-    order = np.lexsort((indices64, rows))
-    return np.ascontiguousarray(indptr64), np.ascontiguousarray(indices64[order])
+    # Rows may be unsorted and hold duplicates: the kernel maps each row to its own storage
+    # order (items are stored by norm) and sorts it there anyway.
+    return np.ascontiguousarray(indptr64), np.ascontiguousarray(indices64)
 
 
 def _allow_mask(allow: ArrayLike | None, n_items: int) -> NDArray[np.uint8] | None:

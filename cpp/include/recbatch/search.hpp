@@ -18,7 +18,7 @@ namespace recbatch {
 struct SearchInput {
     const float* queries = nullptr;  // row-major (n_queries x dim)
     std::size_t n_queries = 0;
-    // Per-query exclusions in CSR form, each row sorted ascending (nullptr: none).
+    // Per-query exclusions in CSR form, rows in any order, duplicates allowed (nullptr: none).
     const std::int64_t* exclude_indptr = nullptr;
     const std::int64_t* exclude_indices = nullptr;
     // Items that may be returned at all, one byte per item (nullptr: every item).
