@@ -40,11 +40,11 @@ def main() -> None:
         results = {}
         stats: dict[str, int] = {}
         for _ in range(args.repeat):
-            for level in times:
+            for level, samples in times.items():
                 _core.screen_stats(reset=True)
                 start = time.process_time()
                 results[level] = index.search(queries, k, simd=level, threads=1)
-                times[level].append(time.process_time() - start)
+                samples.append(time.process_time() - start)
                 if level == "avx512_vnni":
                     stats = _core.screen_stats(reset=True)
         plain, screened = results["avx512"], results["avx512_vnni"]
