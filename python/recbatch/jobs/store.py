@@ -386,16 +386,21 @@ class Store:
     ) -> list[SolutionVersionRow]:
         """Newest first, ``limit`` rows with id below ``before_id``."""
         sql = f"SELECT {_SV_COLUMNS} FROM solution_versions WHERE region = ? AND account = ?"
-        args: list[Any] = [region, account]
-        if solution_arn is not None:
-            sql += " AND solution_arn = ?"
-            args.append(solution_arn)
+        rows = self._newest_first(sql, [region, account], ("solution_arn", solution_arn), before_id, limit)
+        return [_sv_row(r) for r in rows]
+
+    def _newest_first(
+        self, sql: str, args: list[Any], match: tuple[str, str | None], before_id: int | None, limit: int
+    ) -> list[Any]:
+        """One page of a listing: ``sql``'s rows, optionally where ``match`` holds, below ``before_id``."""
+        column, value = match
+        if value is not None:
+            sql += f" AND {column} = ?"
+            args = [*args, value]
         if before_id is not None:
             sql += " AND id < ?"
-            args.append(before_id)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
-        return [_sv_row(r) for r in self._conn().execute(sql, args)]
+            args = [*args, before_id]
+        return list(self._conn().execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit]))
 
     # -- jobs: the control plane
 
@@ -472,16 +477,8 @@ class Store:
     ) -> list[JobRow]:
         """Newest first (by creation order), ``limit`` rows with id below ``before_id``."""
         sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE kind = ? AND region = ? AND account = ?"
-        args: list[Any] = [kind, region, account]
-        if solution_version_arn is not None:
-            sql += " AND solution_version_arn = ?"
-            args.append(solution_version_arn)
-        if before_id is not None:
-            sql += " AND id < ?"
-            args.append(before_id)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
-        return [_job_row(r) for r in self._conn().execute(sql, args)]
+        match = ("solution_version_arn", solution_version_arn)
+        return [_job_row(r) for r in self._newest_first(sql, [kind, region, account], match, before_id, limit)]
 
     # -- jobs: the worker's transitions
 
