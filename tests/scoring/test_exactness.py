@@ -123,6 +123,27 @@ def test_large_catalogue_spans_many_tiles(level: str, rng: np.random.Generator) 
     np.testing.assert_allclose(result.logsumexp, logsumexp(ref), rtol=1e-5)
 
 
+def test_logsumexp_when_later_tiles_score_far_above_earlier_ones(level: str, rng: np.random.Generator) -> None:
+    # Items are stored by decreasing norm, and here the longest ones point away from most
+    # queries: scores climb by hundreds across (and within) tiles, far past where a float32 exp
+    # taken against the running maximum overflows, so the kernel's recovery path must run.
+    dim, m, n = 8, 5000, 40
+    cos = np.linspace(-1.0, 1.0, m)
+    rest = rng.standard_normal((m, dim - 1))
+    rest /= np.linalg.norm(rest, axis=1, keepdims=True)
+    items = np.concatenate([cos[:, None], np.sqrt(1.0 - cos**2)[:, None] * rest], axis=1)
+    items = (items * np.linspace(100.0, 20.0, m)[:, None])[rng.permutation(m)].astype(np.float32)
+    queries = rng.standard_normal((n, dim)) * 0.3
+    queries[:, 0] += 4.0
+    queries[::3] *= -1.0  # and some rows meet their best items first
+    queries = queries.astype(np.float32)
+    result = recbatch.top_k(queries, items, 5, simd=level, threads=2, logsumexp=True)
+    ref = reference(queries, items, eligibility(n, m, None, None))
+    check_top_k(result, ref, 5)
+    assert result.logsumexp is not None
+    np.testing.assert_allclose(result.logsumexp, logsumexp(ref), rtol=1e-6)
+
+
 def test_simd_levels_agree_with_scalar(rng: np.random.Generator) -> None:
     queries, items = gaussian(rng, 64, 65), gaussian(rng, 3000, 65)
     index = recbatch.ItemIndex(items)
