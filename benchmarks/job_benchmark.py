@@ -35,7 +35,9 @@ def peak_rss_mib() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=200_000, help="distinct users the lines draw from")
     parser.add_argument("--items", type=int, default=100_000)
@@ -67,7 +69,9 @@ def main() -> None:
     options = {} if args.threads is None else {"threads": args.threads}
     with recbatch.client(work / "home", **options) as client:
         arn = client.import_solution_version(
-            solutionName="bench", recipeArn=f"arn:aws:personalize:::recipe/{args.recipe}", modelPath=str(work / "model.npz")
+            solutionName="bench",
+            recipeArn=f"arn:aws:personalize:::recipe/{args.recipe}",
+            modelPath=str(work / "model.npz"),
         )["solutionVersionArn"]
         reset_peak_rss()
         start = time.perf_counter()
@@ -88,8 +92,10 @@ def main() -> None:
     print(f"job: {args.lines:,} lines, {args.items:,} items, d={args.dim}, k={args.k}, {args.recipe}")
     print(f"threads: {args.threads or recbatch.default_threads()}, SIMD: {recbatch.simd_level()}")
     print(f"total {total:.2f} s  ->  {args.lines / total:,.0f} records/s")
-    print(f"kernel {kernel_seconds:.2f} s ({100 * kernel_seconds / total:.0f}% of the job), "
-          f"outside the kernel {total - kernel_seconds:.2f} s ({100 * (1 - kernel_seconds / total):.0f}%)")
+    print(
+        f"kernel {kernel_seconds:.2f} s ({100 * kernel_seconds / total:.0f}% of the job), "
+        f"outside the kernel {total - kernel_seconds:.2f} s ({100 * (1 - kernel_seconds / total):.0f}%)"
+    )
     print(f"peak resident memory during the job: {peak_rss_mib():,.0f} MiB")
     print(f"(work files in {work})")
 

@@ -23,7 +23,9 @@ WORKLOADS = {"W1": (5000, 100_000, 64, 25), "W2": (1000, 1_000_000, 128, 100), "
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the query counts")
     parser.add_argument("--repeat", type=int, default=3)
@@ -48,7 +50,9 @@ def main() -> None:
                 if level == "avx512_vnni":
                     stats = _core.screen_stats(reset=True)
         plain, screened = results["avx512"], results["avx512_vnni"]
-        identical = np.array_equal(plain.indices, screened.indices) and np.array_equal(plain.scores, screened.scores)
+        identical = np.array_equal(plain.indices, screened.indices) and np.array_equal(
+            plain.scores, screened.scores
+        )
         t_plain, t_screened = min(times["avx512"]), min(times["avx512_vnni"])
         gflop = 2 * n * m * d / 1e9
         print(

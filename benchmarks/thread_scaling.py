@@ -31,7 +31,9 @@ def cpu_name() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--queries", type=int, default=8000)
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=128)
@@ -48,7 +50,9 @@ def main() -> None:
     flops = 2.0 * args.queries * args.items * args.dim
     levels = args.levels.split(",") if args.levels else [recbatch.simd_level()]
     print(f"{cpu_name()}; {len(os.sched_getaffinity(0))} usable CPUs; recbatch {recbatch.__version__}")
-    print(f"{args.queries:,} queries x {args.items:,} items, d={args.dim}, k={args.k}; median of {args.repeat}")
+    print(
+        f"{args.queries:,} queries x {args.items:,} items, d={args.dim}, k={args.k}; median of {args.repeat}"
+    )
     print("| SIMD | threads | seconds | GFLOP/s | speed-up |")
     print("|---|---:|---:|---:|---:|")
     for level in levels:
@@ -62,7 +66,10 @@ def main() -> None:
             seconds = statistics.median(times)
             base = base or seconds * threads if threads == 1 else base
             speedup = (base / seconds) if base else float("nan")
-            print(f"| {level} | {threads} | {seconds:.3f} | {flops / seconds / 1e9:.0f} | {speedup:.2f}x |", flush=True)
+            print(
+                f"| {level} | {threads} | {seconds:.3f} | {flops / seconds / 1e9:.0f} | {speedup:.2f}x |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

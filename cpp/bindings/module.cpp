@@ -35,6 +35,20 @@ void require(bool ok, const std::string& message) {
     if (!ok) throw py::value_error(message);
 }
 
+// A 1-D C-contiguous int64 or int32 array, read in place (no conversion, no copy).
+recbatch::IndexArray index_array(const py::array& array, const std::string& name) {
+    require(array.ndim() == 1, name + " must be a 1-D array");
+    require((array.flags() & py::array::c_style) != 0, name + " must be C-contiguous");
+    recbatch::IndexArray out;
+    if (py::isinstance<py::array_t<std::int64_t>>(array))
+        out.wide = static_cast<const std::int64_t*>(array.data());
+    else if (py::isinstance<py::array_t<std::int32_t>>(array))
+        out.narrow = static_cast<const std::int32_t*>(array.data());
+    else
+        throw py::type_error(name + " must be an int64 or int32 array");
+    return out;
+}
+
 class ItemIndex {
 public:
     explicit ItemIndex(const FloatArray& items) {
@@ -49,8 +63,8 @@ public:
     std::size_t n_items() const { return packed_->n_items(); }
     std::size_t dim() const { return packed_->dim(); }
 
-    py::tuple search(const FloatArray& queries, std::int64_t k, const std::optional<Int64Array>& indptr,
-                     const std::optional<Int64Array>& indices, const std::optional<ByteArray>& allow,
+    py::tuple search(const FloatArray& queries, std::int64_t k, const std::optional<py::array>& indptr,
+                     const std::optional<py::array>& indices, const std::optional<ByteArray>& allow,
                      std::int64_t threads, bool logsumexp, const std::string& simd) const {
         require(queries.ndim() == 2, "queries must be a 2-D array");
         require(static_cast<std::size_t>(queries.shape(1)) == dim(), "queries and items differ in dim");
@@ -62,19 +76,19 @@ public:
         input.n_queries = n;
         require(indptr.has_value() == indices.has_value(), "exclude needs both indptr and indices");
         if (indptr) {
-            require(indptr->ndim() == 1 && static_cast<std::size_t>(indptr->shape(0)) == n + 1,
-                    "exclude indptr must have n_queries + 1 entries");
-            const std::int64_t* p = indptr->data();
+            input.exclude_indptr = index_array(*indptr, "exclude indptr");
+            input.exclude_indices = index_array(*indices, "exclude indices");
+            require(static_cast<std::size_t>(indptr->shape(0)) == n + 1, "exclude indptr must have n_queries + 1 entries");
+            const recbatch::IndexArray& p = input.exclude_indptr;
+            const recbatch::IndexArray& ix = input.exclude_indices;
             require(p[0] == 0 && p[n] == indices->shape(0), "exclude indptr must start at 0 and end at len(indices)");
-            const std::int64_t* ix = indices->data();
             for (std::size_t row = 0; row < n; ++row) {
                 require(p[row] <= p[row + 1], "exclude indptr must not decrease");
                 for (std::int64_t j = p[row]; j < p[row + 1]; ++j) {
-                    require(ix[j] >= 0 && static_cast<std::size_t>(ix[j]) < n_items(), "exclude index out of range");
+                    const std::int64_t item = ix[static_cast<std::size_t>(j)];
+                    require(item >= 0 && static_cast<std::size_t>(item) < n_items(), "exclude index out of range");
                 }
             }
-            input.exclude_indptr = p;
-            input.exclude_indices = ix;
         }
         if (allow) {
             require(allow->ndim() == 1 && static_cast<std::size_t>(allow->shape(0)) == n_items(),

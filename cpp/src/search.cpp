@@ -174,6 +174,13 @@ float screen_threshold(const RowBound& row, float threshold, std::size_t dim) {
     return round_down(x);
 }
 
+// Whether eight consecutive words are all zero (one branch instead of eight).
+bool no_bits_set(const std::uint32_t* words) {
+    std::uint32_t any = 0;
+    for (int i = 0; i < 8; ++i) any |= words[i];
+    return any == 0;
+}
+
 // Set bits of a word (the baseline ISA has no popcnt instruction).
 std::uint64_t bit_count(std::uint32_t x) {
     x = x - ((x >> 1) & 0x55555555u);
@@ -273,7 +280,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             if (screen)
                 s.row_bounds[r] = quantise_query(q, dim, groups, s.query_norms[r], items.block_norm_bound(0),
                                                  s.query_bytes.data() + r * groups * 4);
-            if (input.exclude_indptr == nullptr) continue;
+            if (!input.exclude_indptr.present()) continue;
             // Exclusions name caller indices; the scan walks stored positions.
             const std::size_t row_begin = s.excluded.size();
             for (std::int64_t j = input.exclude_indptr[first + r]; j < input.exclude_indptr[first + r + 1]; ++j)
@@ -404,8 +411,14 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                 for (std::size_t r = 0; r < group_rows; ++r) {
                     TopKHeap& heap = heaps[group + r];
                     const float* row_scores = s.scores.data() + r * blocks * kBlockItems;
+                    const std::uint32_t* row_candidates = s.candidates.data() + r * blocks;
                     for (std::size_t b = 0; b < blocks; ++b) {
-                        for (std::uint32_t bits = s.candidates[r * blocks + b]; bits != 0; bits &= bits - 1) {
+                        // Most words are empty once the top k has filled: skip them eight at a time.
+                        if (b % 8 == 0 && b + 8 <= blocks && no_bits_set(row_candidates + b)) {
+                            b += 7;
+                            continue;
+                        }
+                        for (std::uint32_t bits = row_candidates[b]; bits != 0; bits &= bits - 1) {
                             const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
                             heap.push(row_scores[b * kBlockItems + j], items.item_at((tile + b) * kBlockItems + j));
                         }

@@ -121,7 +121,7 @@ def _first_nonfinite_row(matrix: NDArray[np.float32]) -> int | None:
 
 def _exclusions(
     exclude: ExcludeLike | None, n_queries: int, n_items: int
-) -> tuple[NDArray[np.int64], NDArray[np.int64]] | tuple[None, None]:
+) -> tuple[NDArray[np.int64] | NDArray[np.int32], NDArray[np.int64] | NDArray[np.int32]] | tuple[None, None]:
     if exclude is None:
         return None, None
     if isinstance(exclude, tuple):
@@ -148,18 +148,29 @@ def _exclusions(
     if indptr.shape[0] != n_queries + 1:
         msg = f"exclude indptr must have n_queries + 1 = {n_queries + 1} entries, got {indptr.shape[0]}"
         raise ValueError(msg)
-    indptr64 = np.asarray(indptr, dtype=np.int64)
-    if indptr64[0] != 0 or indptr64[-1] != indices.shape[0] or np.any(np.diff(indptr64) < 0):
+    # int64 and int32 (scipy's usual index type) go to the kernel as they are: widening a
+    # copy would cost 8 bytes per excluded entry, the largest allocation of a filtered search.
+    indptr, indices = _as_index_array(indptr), _as_index_array(indices)
+    if indptr[0] != 0 or indptr[-1] != indices.shape[0] or np.any(indptr[1:] < indptr[:-1]):
         msg = "exclude indptr must start at 0, never decrease, and end at len(indices)"
         raise ValueError(msg)
-    indices64 = np.asarray(indices, dtype=np.int64)
-    if indices64.size and (indices64.min() < 0 or indices64.max() >= n_items):
-        bad = int(np.flatnonzero((indices64 < 0) | (indices64 >= n_items))[0])
-        msg = f"exclude indices must lie in [0, {n_items}): entry {bad} is {int(indices64[bad])}"
+    if indices.size and (indices.min() < 0 or indices.max() >= n_items):
+        bad = int(np.flatnonzero((indices < 0) | (indices >= n_items))[0])
+        msg = f"exclude indices must lie in [0, {n_items}): entry {bad} is {int(indices[bad])}"
         raise ValueError(msg)
     # Rows may be unsorted and hold duplicates: the kernel maps each row to its own storage
     # order (items are stored by norm) and sorts it there anyway.
-    return np.ascontiguousarray(indptr64), np.ascontiguousarray(indices64)
+    return indptr, indices
+
+
+def _as_index_array(array: NDArray[Any]) -> NDArray[np.int64] | NDArray[np.int32]:
+    """The array itself where the kernel can read it in place, else an int64 copy."""
+    if array.dtype in (np.int64, np.int32) and array.flags.c_contiguous:
+        return array
+    if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
+        msg = "exclude indices must lie in [0, n_items)"
+        raise ValueError(msg)
+    return np.ascontiguousarray(array, dtype=np.int64)
 
 
 def _allow_mask(allow: ArrayLike | None, n_items: int) -> NDArray[np.uint8] | None:
@@ -178,7 +189,7 @@ def _allow_mask(allow: ArrayLike | None, n_items: int) -> NDArray[np.uint8] | No
         msg = f"allow indices must lie in [0, {n_items})"
         raise ValueError(msg)
     mask = np.zeros(n_items, dtype=np.uint8)
-    mask[array.astype(np.int64)] = 1
+    mask[array] = 1
     return mask
 
 

@@ -81,7 +81,17 @@ def test_exclusions_as_csr_and_as_pair(level: str, rng: np.random.Generator) -> 
     lists = random_exclusions(rng, n, m, 300)
     ref = reference(queries, items, eligibility(n, m, lists, None))
     csr = to_csr(lists, m)
-    for exclude in (csr, (csr.indptr, csr.indices)):
+    pairs = [
+        (csr.indptr.astype(p), csr.indices.astype(i))
+        for p in (np.int32, np.int64)
+        for i in (np.int32, np.int64)
+    ]
+    # Other integer types and strided views are converted on the way in.
+    pairs += [
+        (csr.indptr.astype(np.uint16), csr.indices.astype(np.uint32)),
+        (csr.indptr, np.repeat(csr.indices, 2)[::2]),
+    ]
+    for exclude in (csr, *pairs):
         result = recbatch.top_k(queries, items, 25, exclude=exclude, simd=level, logsumexp=True)
         check_top_k(result, ref, 25)
         assert np.all(result.indices[0] == -1)
@@ -123,7 +133,9 @@ def test_large_catalogue_spans_many_tiles(level: str, rng: np.random.Generator) 
     np.testing.assert_allclose(result.logsumexp, logsumexp(ref), rtol=1e-5)
 
 
-def test_logsumexp_when_later_tiles_score_far_above_earlier_ones(level: str, rng: np.random.Generator) -> None:
+def test_logsumexp_when_later_tiles_score_far_above_earlier_ones(
+    level: str, rng: np.random.Generator
+) -> None:
     # Items are stored by decreasing norm, and here the longest ones point away from most
     # queries: scores climb by hundreds across (and within) tiles, far past where a float32 exp
     # taken against the running maximum overflows, so the kernel's recovery path must run.

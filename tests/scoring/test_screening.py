@@ -175,7 +175,9 @@ def test_logsumexp_turns_screening_off(rng: np.random.Generator) -> None:
     log_scale=st.floats(-20, 18),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_property_identical(n: int, m: int, dim: int, k: int, threads: int, log_scale: float, seed: int) -> None:
+def test_property_identical(
+    n: int, m: int, dim: int, k: int, threads: int, log_scale: float, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     scale = np.float32(10.0**log_scale)
     queries = (rng.standard_normal((n, dim)) * scale).astype(np.float32)

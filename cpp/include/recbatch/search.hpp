@@ -15,12 +15,22 @@
 
 namespace recbatch {
 
+// A read-only array of 64-bit or 32-bit integers: scipy's CSR matrices hold int32, and a
+// search reads the caller's arrays in place rather than widening a copy of them.
+struct IndexArray {
+    const std::int64_t* wide = nullptr;
+    const std::int32_t* narrow = nullptr;
+
+    bool present() const { return wide != nullptr || narrow != nullptr; }
+    std::int64_t operator[](std::size_t i) const { return wide != nullptr ? wide[i] : std::int64_t{narrow[i]}; }
+};
+
 struct SearchInput {
     const float* queries = nullptr;  // row-major (n_queries x dim)
     std::size_t n_queries = 0;
-    // Per-query exclusions in CSR form, rows in any order, duplicates allowed (nullptr: none).
-    const std::int64_t* exclude_indptr = nullptr;
-    const std::int64_t* exclude_indices = nullptr;
+    // Per-query exclusions in CSR form, rows in any order, duplicates allowed (absent: none).
+    IndexArray exclude_indptr;
+    IndexArray exclude_indices;
     // Items that may be returned at all, one byte per item (nullptr: every item).
     const std::uint8_t* allow = nullptr;
 };

@@ -478,7 +478,9 @@ class Store:
         """Newest first (by creation order), ``limit`` rows with id below ``before_id``."""
         sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE kind = ? AND region = ? AND account = ?"
         match = ("solution_version_arn", solution_version_arn)
-        return [_job_row(r) for r in self._newest_first(sql, [kind, region, account], match, before_id, limit)]
+        return [
+            _job_row(r) for r in self._newest_first(sql, [kind, region, account], match, before_id, limit)
+        ]
 
     # -- jobs: the worker's transitions
 
