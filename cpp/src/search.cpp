@@ -8,7 +8,6 @@
 #include <cfloat>
 #include <cmath>
 #include <stdexcept>
-#include <utility>
 #include <vector>
 
 #if defined(__linux__)
@@ -195,7 +194,6 @@ struct Scratch {
     std::vector<std::uint32_t> eligible, candidates;
     std::vector<std::int64_t> cursors, excluded;  // per row: positions of its excluded items, sorted
     std::vector<double> query_norms;
-    std::vector<std::pair<float, std::int64_t>> sort_buffer;
     // Screening only: quantised queries (rows x dim_groups * 4 bytes), their bound constants,
     // and per group the kernel's row pointers and a, b, t.
     std::vector<std::uint8_t> query_bytes;
@@ -432,7 +430,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             options.stats->screened_queries.fetch_add(rows, std::memory_order_relaxed);
         }
         for (std::size_t r = 0; r < rows; ++r) {
-            heaps[r].sort_descending(s.sort_buffer);
+            heaps[r].sort_descending();
             if (lse)
                 output.logsumexp[first + r] = s.lse_sum[r] > 0.0
                                                   ? static_cast<double>(s.lse_max[r]) + std::log(s.lse_sum[r])
