@@ -66,9 +66,14 @@ void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
     recbatch::SearchInput input;
     input.queries = queries.data();
     input.n_queries = c.n;
+    // Exclusion indices as int64 or, for odd query counts, int32 (scipy's width), read in place.
+    const std::vector<std::int32_t> excluded32(excluded.begin(), excluded.end());
     if (c.exclude) {
-        input.exclude_indptr = indptr.data();
-        input.exclude_indices = excluded.data();
+        input.exclude_indptr.wide = indptr.data();
+        if (c.n % 2 == 0)
+            input.exclude_indices.wide = excluded.data();
+        else
+            input.exclude_indices.narrow = excluded32.data();
     }
     if (c.allow) input.allow = allow.data();
     recbatch::SearchOptions options;

@@ -167,6 +167,8 @@ import numpy as np, recbatch
 items = np.random.default_rng(0).standard_normal((400_000, 128)).astype(np.float32)
 queries = np.random.default_rng(1).standard_normal((50_000, 128)).astype(np.float32)
 index = recbatch.ItemIndex(items)
+# A shell starts background jobs with SIGINT ignored, and Python keeps that: restore Ctrl-C.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
 start = time.monotonic()
 try:
