@@ -303,6 +303,9 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                 return;
             }
             const std::int64_t tile_end = static_cast<std::int64_t>((tile + tile_size) * kBlockItems);
+            // Each row group brings its share of the next tile into L2 while it scores this one.
+            const std::size_t next_tile_floats = std::min(next_tile_size, n_blocks - tile - tile_size) * items.block_floats();
+            const std::size_t n_groups = (rows + kMaxRows - 1) / kMaxRows;
             for (std::size_t group = 0; group < rows; group += kMaxRows) {
                 if (group_done[group / kMaxRows]) continue;
                 const std::size_t group_rows = std::min(kMaxRows, rows - group);
@@ -403,6 +406,10 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                                      s.candidates.data(),
                                      lse ? s.lse_max.data() + group : nullptr,
                                      lse ? s.lse_sum.data() + group : nullptr};
+                const std::size_t share = (next_tile_floats / n_groups + 15) / 16 * 16;
+                const std::size_t share_begin = std::min(next_tile_floats, group / kMaxRows * share);
+                job.prefetch = items.panels() + (tile + tile_size) * items.block_floats() + share_begin;
+                job.prefetch_floats = std::min(share, next_tile_floats - share_begin);
                 score_tile(job);
                 // The kernel's test is score >= threshold, so ties reach the heap, which
                 // orders them by the caller's item index whatever the scan order.

@@ -26,6 +26,10 @@ struct TileJob {
     std::uint32_t* candidates;    // n_rows x n_blocks: eligible and above the threshold
     float* lse_max;               // n_rows running maxima, or nullptr when not wanted
     double* lse_sum;              // n_rows running sums of exp(score - lse_max)
+    // A stretch of the next tile to bring into L2 while this one is scored (a hint: kernels
+    // may ignore it). The first row group to reach a tile would otherwise wait on memory.
+    const float* prefetch = nullptr;
+    std::size_t prefetch_floats = 0;
 };
 
 using ScoreTileFn = void (*)(const TileJob&);

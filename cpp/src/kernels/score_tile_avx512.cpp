@@ -44,8 +44,13 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
     const std::uint32_t* const eligible = job.eligible;
     float* const scores = job.scores;
     std::uint32_t* const candidates = job.candidates;
+    // The prefetch stretch, spread evenly over the blocks: a few lines per block.
+    const char* const ahead = reinterpret_cast<const char*>(job.prefetch);
+    const std::size_t ahead_lines = job.prefetch_floats / 16, lines_per_block = (ahead_lines + n_blocks - 1) / n_blocks;
     for (std::size_t b = 0; b < n_blocks; ++b) {
         const float* panel = panels + b * dim * kBlock;
+        const std::size_t last_line = (b + 1) * lines_per_block < ahead_lines ? (b + 1) * lines_per_block : ahead_lines;
+        for (std::size_t line = b * lines_per_block; line < last_line; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T1);
         __m512 acc[R][2];
 #pragma GCC unroll 12
         for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
