@@ -360,6 +360,11 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                                             s.eligible.data(),
                                             s.candidates.data(),
                                             s.block_rows.data()};
+                    const std::size_t next_bytes = next_tile_floats / items.block_floats() * items.int8_block_bytes();
+                    const std::size_t share = (next_bytes / n_groups + 63) / 64 * 64;
+                    const std::size_t share_begin = std::min(next_bytes, group / kMaxRows * share);
+                    sjob.prefetch = items.int8_panels() + (tile + tile_size) * items.int8_block_bytes() + share_begin;
+                    sjob.prefetch_bytes = std::min(share, next_bytes - share_begin);
                     kScreenTile(sjob);
                     // Rescore every flagged block in float32 exactly as the avx512 kernel does,
                     // and push what the plain path would push: eligible items scoring >= T.

@@ -22,7 +22,8 @@ struct TileJob {
     std::size_t dim;
     const float* thresholds;      // per row: a candidate must score at least this (ties go to the heap)
     const std::uint32_t* eligible;  // n_rows x n_blocks: bit j = item j of the block may count
-    float* scores;                // n_rows x (n_blocks * 32): every score, eligible or not
+    float* scores;                // n_rows x (n_blocks * 32): every score of a block with a candidate
+                                  // (kernels may write the others too; with lse_max, all of them)
     std::uint32_t* candidates;    // n_rows x n_blocks: eligible and above the threshold
     float* lse_max;               // n_rows running maxima, or nullptr when not wanted
     double* lse_sum;              // n_rows running sums of exp(score - lse_max)
@@ -72,6 +73,9 @@ struct ScreenJob {
     const std::uint32_t* eligible;  // n_rows x n_blocks
     std::uint32_t* candidates;      // n_rows x n_blocks
     std::uint32_t* block_rows;      // n_blocks: bit r = row r has a candidate in the block
+    // A stretch of the next tile's int8 panels to bring into L2 meanwhile (a hint, as in TileJob).
+    const void* prefetch = nullptr;
+    std::size_t prefetch_bytes = 0;
 };
 
 using ScreenTileFn = void (*)(const ScreenJob&);

@@ -44,6 +44,7 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
     const std::uint32_t* const eligible = job.eligible;
     float* const scores = job.scores;
     std::uint32_t* const candidates = job.candidates;
+    const bool store_all = job.lse_max != nullptr;
     // The prefetch stretch, spread evenly over the blocks: a few lines per block.
     const char* const ahead = reinterpret_cast<const char*>(job.prefetch);
     const std::size_t ahead_lines = job.prefetch_floats / 16, lines_per_block = (ahead_lines + n_blocks - 1) / n_blocks;
@@ -68,14 +69,18 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
         for (int r = 0; r < R; ++r) {
             const std::size_t row = row0 + r;
             float* out = scores + row * row_floats + b * kBlock;
-            _mm512_storeu_ps(out, acc[r][0]);
-            _mm512_storeu_ps(out + 16, acc[r][1]);
             const __m512 threshold = _mm512_set1_ps(thresholds[row]);
             const std::uint32_t above =
                 static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[r][0], threshold, _CMP_GE_OQ)) |
                 (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[r][1], threshold, _CMP_GE_OQ)) << 16);
             const std::uint32_t mask = eligible[row * n_blocks + b];
             candidates[row * n_blocks + b] = above & mask;
+            // Once the top k has filled, most blocks hold no candidate: skip their 24 stores
+            // (the log-sum-exp's two-pass path rereads every score, so it keeps them all).
+            if (store_all || above != 0) {
+                _mm512_storeu_ps(out, acc[r][0]);
+                _mm512_storeu_ps(out + 16, acc[r][1]);
+            }
             if constexpr (Lse) {
                 const __m512 shift = _mm512_set1_ps(lse_shift[row]);
                 __m512 sum = _mm512_load_ps(lse_partial + 16 * row);

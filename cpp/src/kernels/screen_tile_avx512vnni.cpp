@@ -92,7 +92,15 @@ void screen_rows(const ScreenJob& job, std::size_t row0, std::size_t blk) {
 
 template <int R>
 void screen_blocks(const ScreenJob& job) {
+    // The prefetch stretch (see ScreenJob), spread evenly over the blocks.
+    const char* const ahead = reinterpret_cast<const char*>(job.prefetch);
+    const std::size_t ahead_lines = job.prefetch_bytes / 64;
+    const std::size_t lines_per_block = (ahead_lines + job.n_blocks - 1) / job.n_blocks;
     for (std::size_t blk = 0; blk < job.n_blocks; ++blk) {
+        const std::size_t last_line =
+            (blk + 1) * lines_per_block < ahead_lines ? (blk + 1) * lines_per_block : ahead_lines;
+        for (std::size_t line = blk * lines_per_block; line < last_line; ++line)
+            _mm_prefetch(ahead + 64 * line, _MM_HINT_T1);
         job.block_rows[blk] = 0;
         screen_rows<R>(job, 0, blk);
     }
