@@ -48,6 +48,9 @@ constexpr kernels::ScreenTileFn kScreenTile = nullptr;
 constexpr kernels::ScoreBlocksFn kScoreBlocks = nullptr;
 #endif
 
+// The largest catalogue (in 32-item blocks) whose exclusions go into per-row bitmaps.
+constexpr std::size_t kBitmapBlocks = 1024;
+
 // A tile of about 256 KiB of packed items stays in L2 while a task's queries sweep it.
 std::size_t tile_blocks_for(std::size_t dim) {
     const std::size_t block_bytes = dim * kBlockItems * sizeof(float);
@@ -193,6 +196,7 @@ struct Scratch {
     std::vector<double> lse_sum;
     std::vector<std::uint32_t> eligible, candidates;
     std::vector<std::int64_t> cursors, excluded;  // per row: positions of its excluded items, sorted
+    std::vector<std::uint32_t> row_bits;          // or per row: eligibility of every stored position
     std::vector<double> query_norms;
     // Screening only: quantised queries (rows x dim_groups * 4 bytes), their bound constants,
     // and per group the kernel's row pointers and a, b, t.
@@ -236,6 +240,10 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     const bool screen = kScreenTile != nullptr && options.level == SimdLevel::avx512_vnni && !lse &&
                         items.has_int8() && dim <= 100000;
     const std::size_t groups = items.dim_groups();
+    // Exclusions over a small catalogue go into per-row eligibility bitmaps (task rows x m/8
+    // bytes, at most 768 KiB per thread): one bit cleared per excluded item. Larger catalogues
+    // sort each row's exclusions by position and clear them tile by tile instead.
+    const bool row_bitmaps = input.exclude_indptr.present() && n_blocks <= kBitmapBlocks;
     std::atomic<bool> cancelled{false};
     std::vector<Scratch> scratch(std::min(threads, n_tasks));
 
@@ -251,6 +259,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         s.lse_sum.assign(rows, 0.0);
         s.cursors.assign(rows + 1, 0);
         s.excluded.clear();
+        if (row_bitmaps) s.row_bits.resize(rows * n_blocks);
         s.query_norms.resize(rows);
         if (screen) {
             s.query_bytes.resize(rows * groups * 4);
@@ -280,6 +289,15 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                                                  s.query_bytes.data() + r * groups * 4);
             if (!input.exclude_indptr.present()) continue;
             // Exclusions name caller indices; the scan walks stored positions.
+            if (row_bitmaps) {
+                std::uint32_t* bits = s.row_bits.data() + r * n_blocks;
+                std::copy(allowed.begin(), allowed.end(), bits);
+                for (std::int64_t j = input.exclude_indptr[first + r]; j < input.exclude_indptr[first + r + 1]; ++j) {
+                    const std::size_t p = items.position_of(input.exclude_indices[static_cast<std::size_t>(j)]);
+                    bits[p / kBlockItems] &= ~(1u << (p % kBlockItems));
+                }
+                continue;
+            }
             const std::size_t row_begin = s.excluded.size();
             for (std::int64_t j = input.exclude_indptr[first + r]; j < input.exclude_indptr[first + r + 1]; ++j)
                 s.excluded.push_back(static_cast<std::int64_t>(items.position_of(input.exclude_indices[j])));
@@ -322,6 +340,11 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     const std::size_t row = group + r;
                     s.rows[r] = input.queries + (first + row) * dim;
                     std::uint32_t* eligible = s.eligible.data() + r * blocks;
+                    if (row_bitmaps) {
+                        const std::uint32_t* bits = s.row_bits.data() + row * n_blocks + tile;
+                        std::copy(bits, bits + blocks, eligible);
+                        continue;
+                    }
                     std::copy(allowed.begin() + tile, allowed.begin() + tile + blocks, eligible);
                     // Clear the bits of this row's excluded items that fall in this tile.
                     std::int64_t& cursor = s.cursors[row];

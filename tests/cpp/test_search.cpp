@@ -164,6 +164,7 @@ int main() {
         {40, 3000, 33, 1, 2, false, false, false, false},  {30, 2000, 7, 2000, 1, false, true, true, false},
         {25, 4000, 300, 5, 2, false, true, false, false},  {50, 3000, 10, 30, 3, true, true, true, false},
         {40, 5000, 24, 10, 2, false, false, false, false, 1.0f, true},
+        {9, 33000, 3, 10, 2, false, true, true, true},  // exclusions sorted per row (beyond the bitmap limit)
         {20, 2000, 16, 10, 1, false, false, false, false, 1e-20f},
         {20, 2000, 16, 10, 1, false, false, false, false, 3e17f},
     };

@@ -100,6 +100,25 @@ def test_exclusions_as_csr_and_as_pair(level: str, rng: np.random.Generator) -> 
         np.testing.assert_allclose(result.logsumexp[1:], logsumexp(ref)[1:], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("m", [32 * 1024, 32 * 1024 + 1])
+def test_exclusions_on_both_sides_of_the_bitmap_limit(level: str, m: int, rng: np.random.Generator) -> None:
+    # Up to 1,024 blocks of 32 items, a row's exclusions become a bitmap; beyond, they are
+    # sorted by position and cleared tile by tile. Both must exclude exactly the same items.
+    n = 24
+    queries, items = gaussian(rng, n, 6), gaussian(rng, m, 6)
+    lists = [sorted(rng.choice(m, size=int(rng.integers(0, 400)), replace=False).tolist()) for _ in range(n)]
+    # Each row also excludes its own best items, so exclusion visibly changes every answer.
+    best = np.argsort(-(queries.astype(np.float64) @ items.astype(np.float64).T), axis=1)[:, :30]
+    lists = [sorted(set(row) | set(best[i].tolist())) for i, row in enumerate(lists)]
+    result = recbatch.top_k(
+        queries, items, 15, exclude=to_csr(lists, m), simd=level, threads=2, logsumexp=True
+    )
+    ref = reference(queries, items, eligibility(n, m, lists, None))
+    check_top_k(result, ref, 15)
+    assert result.logsumexp is not None
+    np.testing.assert_allclose(result.logsumexp, logsumexp(ref), rtol=1e-5, atol=1e-5)
+
+
 def test_unsorted_and_duplicate_exclusions_are_accepted(level: str, rng: np.random.Generator) -> None:
     queries, items = gaussian(rng, 2, 4), gaussian(rng, 50, 4)
     indptr = np.array([0, 4, 6])
