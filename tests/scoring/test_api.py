@@ -201,3 +201,34 @@ def test_finite_check_names_the_first_bad_row_and_accepts_overflowing_sums() -> 
         recbatch.ItemIndex(items)
     big = np.full((4, 3), 3e38, dtype=np.float32)  # finite values whose row sum overflows
     assert recbatch.ItemIndex(big).n_items == 4
+
+
+def test_extension_checks_exclusions_itself(rng: np.random.Generator) -> None:
+    # The compiled module is usable without the Python layer's checks: it must refuse, not
+    # read out of bounds, whatever the width of the index arrays.
+    from recbatch import _core
+
+    index = _core.ItemIndex(rng.standard_normal((40, 4)).astype(np.float32))
+    queries = rng.standard_normal((2, 4)).astype(np.float32)
+    for dtype in (np.int32, np.int64):
+        indptr = np.array([0, 1, 2], dtype=dtype)
+        ok = index.search(queries, 3, indptr, np.array([5, 39], dtype=dtype), None, 1, False, "scalar")
+        assert 5 not in ok[0][0] and 39 not in ok[0][1]
+        for bad in ([5, 40], [-1, 3]):
+            with pytest.raises(ValueError, match="exclude index out of range"):
+                index.search(queries, 3, indptr, np.array(bad, dtype=dtype), None, 1, False, "scalar")
+        with pytest.raises(ValueError, match="must not decrease"):
+            index.search(
+                queries,
+                3,
+                np.array([0, 2, 1], dtype=dtype),
+                np.array([1], dtype=dtype),
+                None,
+                1,
+                False,
+                "scalar",
+            )
+    with pytest.raises(TypeError, match="int64 or int32"):
+        index.search(
+            queries, 3, np.array([0, 1, 2], dtype=np.int16), np.array([1, 2]), None, 1, False, "scalar"
+        )
