@@ -14,8 +14,36 @@ namespace {
 constexpr std::size_t kBlock = 32;
 constexpr std::size_t kSubRows = 6;
 
-template <int R>
-void score_rows(const TileJob& job, std::size_t row0) {
+// Lanes of an 8-bit eligibility mask as a vector mask.
+__m256 lane_mask(std::uint32_t bits) {
+    const __m256i lanes = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i set = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits & 0xffu)), lanes);
+    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(set, lanes));
+}
+
+// 2^t for every lane, t = s log2(e) - shift, as in the AVX-512 kernel but without vscalef:
+// t is clamped to [-126, 128] (a term below 2^-126 of the running maximum's is negligible;
+// 128 gives +inf, so an overflow shows in the sum), 2^floor(t) is built in the exponent
+// bits, and 2^f, f = t - floor(t), comes from the same degree-5 polynomial.
+inline __m256 exp2_of_scaled(__m256 scores, __m256 shift) {
+    __m256 t = _mm256_fmsub_ps(scores, _mm256_set1_ps(1.44269504088896341f), shift);
+    t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-126.0f)), _mm256_set1_ps(128.0f));
+    const __m256 whole = _mm256_floor_ps(t);
+    const __m256 f = _mm256_sub_ps(t, whole);
+    __m256 p = _mm256_set1_ps(1.8775767e-3f);
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(8.9893406e-3f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.5826318e-2f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.4015361e-1f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.9315308e-1f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.9999994e-1f));
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(whole), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+// Lse: also add 2^(s log2(e) - lse_shift[row]) of every eligible score to lse_partial's
+// 8 lanes of the row (see score_tile).
+template <int R, bool Lse>
+void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, float* lse_partial) {
     const float* q[R];
     for (int r = 0; r < R; ++r) q[r] = job.queries[row0 + r];
     // Local copies: the stores below could alias `job` as far as the compiler knows, which
@@ -26,8 +54,15 @@ void score_rows(const TileJob& job, std::size_t row0) {
     const std::uint32_t* const eligible = job.eligible;
     float* const scores = job.scores;
     std::uint32_t* const candidates = job.candidates;
+    const bool store_all = job.lse_max != nullptr;  // the log-sum-exp rereads every score
+    // The prefetch stretch (see TileJob), a few lines per block, issued by the first sub-group.
+    const char* const ahead = reinterpret_cast<const char*>(job.prefetch);
+    const std::size_t ahead_lines = row0 == 0 ? job.prefetch_floats / 16 : 0;
+    const std::size_t lines_per_block = (ahead_lines + n_blocks - 1) / n_blocks;
     for (std::size_t b = 0; b < n_blocks; ++b) {
         const float* panel = panels + b * dim * kBlock;
+        const std::size_t last_line = (b + 1) * lines_per_block < ahead_lines ? (b + 1) * lines_per_block : ahead_lines;
+        for (std::size_t line = b * lines_per_block; line < last_line; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T1);
         std::uint32_t above[R] = {};
         for (int half = 0; half < 2; ++half) {
             const float* column = panel + 16 * half;
@@ -48,14 +83,24 @@ void score_rows(const TileJob& job, std::size_t row0) {
             for (int r = 0; r < R; ++r) {
                 const std::size_t row = row0 + r;
                 float* out = scores + row * row_floats + b * kBlock + 16 * half;
-                _mm256_storeu_ps(out, acc[r][0]);
-                _mm256_storeu_ps(out + 8, acc[r][1]);
                 const __m256 threshold = _mm256_set1_ps(thresholds[row]);
                 const std::uint32_t bits =
                     static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(acc[r][0], threshold, _CMP_GE_OQ))) |
                     (static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(acc[r][1], threshold, _CMP_GE_OQ)))
                      << 8);
                 above[r] |= bits << (16 * half);
+                if (store_all || bits != 0) {  // only candidates' scores are read back
+                    _mm256_storeu_ps(out, acc[r][0]);
+                    _mm256_storeu_ps(out + 8, acc[r][1]);
+                }
+                if constexpr (Lse) {
+                    const std::uint32_t mask = eligible[row * n_blocks + b] >> (16 * half);
+                    const __m256 shift = _mm256_set1_ps(lse_shift[row]);
+                    __m256 sum = _mm256_load_ps(lse_partial + 8 * row);
+                    sum = _mm256_add_ps(sum, _mm256_and_ps(exp2_of_scaled(acc[r][0], shift), lane_mask(mask)));
+                    sum = _mm256_add_ps(sum, _mm256_and_ps(exp2_of_scaled(acc[r][1], shift), lane_mask(mask >> 8)));
+                    _mm256_store_ps(lse_partial + 8 * row, sum);
+                }
             }
         }
         for (int r = 0; r < R; ++r) {
@@ -65,22 +110,24 @@ void score_rows(const TileJob& job, std::size_t row0) {
     }
 }
 
-void score_group(const TileJob& job, std::size_t row0, std::size_t rows) {
+template <bool Lse>
+void score_group(const TileJob& job, std::size_t row0, std::size_t rows, const float* lse_shift, float* lse_partial) {
     switch (rows) {
-        case 6: score_rows<6>(job, row0); break;
-        case 5: score_rows<5>(job, row0); break;
-        case 4: score_rows<4>(job, row0); break;
-        case 3: score_rows<3>(job, row0); break;
-        case 2: score_rows<2>(job, row0); break;
-        default: score_rows<1>(job, row0); break;
+        case 6: score_rows<6, Lse>(job, row0, lse_shift, lse_partial); break;
+        case 5: score_rows<5, Lse>(job, row0, lse_shift, lse_partial); break;
+        case 4: score_rows<4, Lse>(job, row0, lse_shift, lse_partial); break;
+        case 3: score_rows<3, Lse>(job, row0, lse_shift, lse_partial); break;
+        case 2: score_rows<2, Lse>(job, row0, lse_shift, lse_partial); break;
+        default: score_rows<1, Lse>(job, row0, lse_shift, lse_partial); break;
     }
 }
 
-// Lanes of an 8-bit eligibility mask as a vector mask.
-__m256 lane_mask(std::uint32_t bits) {
-    const __m256i lanes = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    const __m256i set = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits & 0xffu)), lanes);
-    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(set, lanes));
+template <bool Lse>
+void score_all_rows(const TileJob& job, const float* lse_shift, float* lse_partial) {
+    for (std::size_t row0 = 0; row0 < job.n_rows; row0 += kSubRows) {
+        const std::size_t rows = job.n_rows - row0 < kSubRows ? job.n_rows - row0 : kSubRows;
+        score_group<Lse>(job, row0, rows, lse_shift, lse_partial);
+    }
 }
 
 float horizontal_max(__m256 v) {
@@ -146,13 +193,32 @@ void update_logsumexp(const TileJob& job, std::size_t row) {
 
 }  // namespace
 
+// The log-sum-exp in one pass, as in the AVX-512 kernel: exponentials against each row's
+// running maximum M from earlier tiles, in the epilogue; a non-finite tile sum, or a group
+// with a row that has no M yet, takes the exact two-pass update_logsumexp from the stored
+// scores. t = s log2(e) - round(M log2(e)); the factor exp(M - ln2 round(M log2(e))) is
+// applied in double.
 void score_tile(const TileJob& job) {
-    for (std::size_t row0 = 0; row0 < job.n_rows; row0 += kSubRows) {
-        const std::size_t rows = job.n_rows - row0 < kSubRows ? job.n_rows - row0 : kSubRows;
-        score_group(job, row0, rows);
-    }
-    if (job.lse_max != nullptr)
+    if (job.lse_max == nullptr) return score_all_rows<false>(job, nullptr, nullptr);
+    bool fused = true;
+    for (std::size_t r = 0; r < job.n_rows; ++r) fused = fused && job.lse_max[r] > -INFINITY;
+    if (!fused) {
+        score_all_rows<false>(job, nullptr, nullptr);
         for (std::size_t r = 0; r < job.n_rows; ++r) update_logsumexp(job, r);
+        return;
+    }
+    alignas(32) float partial[kMaxRows * 8] = {};
+    float shift[kMaxRows];
+    for (std::size_t r = 0; r < job.n_rows; ++r) shift[r] = job.lse_max[r] * 1.44269504088896341f;
+    score_all_rows<true>(job, shift, partial);
+    for (std::size_t r = 0; r < job.n_rows; ++r) {
+        const double sum = static_cast<double>(horizontal_sum(_mm256_load_ps(partial + 8 * r)));
+        if (__builtin_isfinite(sum))
+            job.lse_sum[r] += sum * exp(0.69314718055994531 * static_cast<double>(shift[r]) -
+                                        static_cast<double>(job.lse_max[r]));
+        else
+            update_logsumexp(job, r);
+    }
 }
 
 }  // namespace recbatch::kernels::avx2
