@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from workloads import RealModelConfig, Workload, gaussian_arrays, real_model
+from workloads import RealModelConfig, Workload, gaussian_arrays, real_model, seen_items
 
 import recbatch
 
@@ -57,16 +57,6 @@ def case(name: str) -> Case:
             queries, items = gaussian_arrays(wl, seed=0)
         _CASES[name] = Case(wl, queries, items, recbatch.ItemIndex(items))
     return _CASES[name]
-
-
-def seen_items(n: int, m: int, per_query: int, seed: int = 5) -> sp.csr_matrix:
-    """About ``per_query`` random items per query (drawn with replacement, then de-duplicated)."""
-    rng = np.random.default_rng(seed)
-    cols = rng.integers(0, m, (n, per_query))
-    rows = np.repeat(np.arange(n), per_query)
-    matrix = sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, cols.ravel())), shape=(n, m))
-    matrix.sum_duplicates()
-    return matrix
 
 
 def check_rows(

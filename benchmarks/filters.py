@@ -20,19 +20,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import scipy.sparse as sp
+from workloads import seen_items
 
 import recbatch
-
-
-def seen_items(n: int, m: int, per_query: int, seed: int) -> sp.csr_matrix:
-    """About ``per_query`` random items per query (drawn with replacement, then de-duplicated)."""
-    rng = np.random.default_rng(seed)
-    cols = rng.integers(0, m, (n, per_query))
-    rows = np.repeat(np.arange(n), per_query)
-    matrix = sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, cols.ravel())), shape=(n, m))
-    matrix.sum_duplicates()
-    return matrix
 
 
 def main() -> None:
@@ -53,7 +43,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     queries = rng.standard_normal((args.queries, args.dim), dtype=np.float32)
     index = recbatch.ItemIndex(rng.standard_normal((args.items, args.dim), dtype=np.float32))
-    seen = seen_items(args.queries, args.items, 100, seed=5)
+    seen = seen_items(args.queries, args.items, 100)
     allow = np.random.default_rng(6).random(args.items) < 0.5
     if args.levels:
         levels = args.levels.split(",")

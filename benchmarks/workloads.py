@@ -66,6 +66,19 @@ def gaussian_arrays(workload: Workload, seed: int = 0) -> tuple[F32, F32]:
     return queries, items
 
 
+def seen_items(n: int, m: int, per_query: int, seed: int = 5) -> sp.csr_matrix:
+    """About ``per_query`` random already-seen items per query, as the exclusion matrix.
+
+    Drawn with replacement, then de-duplicated, so rows hold slightly fewer on average.
+    """
+    rng = np.random.default_rng(seed)
+    cols = rng.integers(0, m, (n, per_query))
+    rows = np.repeat(np.arange(n), per_query)
+    matrix = sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, cols.ravel())), shape=(n, m))
+    matrix.sum_duplicates()
+    return matrix
+
+
 # --------------------------------------------------------------------------------------
 # The synthetic trained model (REAL)
 
