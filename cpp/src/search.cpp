@@ -310,8 +310,11 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
 
         // Tiles start small and double: the kernel compares against each query's k-th best as
         // it stood when the tile began, so a first full-size tile would flag every item in it
-        // while the heaps are still empty. Growing tiles keep candidates near k per tile.
-        std::size_t next_tile_size = std::min(tile_blocks, (k + kBlockItems - 1) / kBlockItems + 1);
+        // while the heaps are still empty. Growing tiles keep candidates near k per tile. The
+        // first holds just enough blocks for k items: every one of its items is a candidate, and
+        // a first tile of F items costs F pushes plus about k ln(m / F) later, least near F = k
+        // (W3's shape: 93 pushes per query instead of 115 with one block more).
+        std::size_t next_tile_size = std::min(tile_blocks, (k + kBlockItems - 1) / kBlockItems);
         for (std::size_t tile = 0, tile_size = 0; tile < n_blocks; tile += tile_size) {
             tile_size = std::min(next_tile_size, n_blocks - tile);
             next_tile_size = std::min(tile_blocks, 2 * next_tile_size);
