@@ -49,7 +49,7 @@ void score_blocks(std::size_t n, const float* const* queries, const float* const
                   std::size_t dim, float* out, std::uint32_t* above);
 }  // namespace avx512
 
-// The int8 screening pass (PackedItems' int8 copy; bound and proof in search.cpp). Per row
+// The int8 screening pass (PackedItems' int8 copy; bound and proof in screen_bound.cpp). Per row
 // r and block b it computes, with directed rounding so that the result is a lower bound,
 //     thr = floor((t_r - a_r norm_b - b_r residual_b) / scale_b)    (as int32)
 // and flags item j of the block when D = q8_r . v8_j >= thr, D exact in int32 (vpdpbusd

@@ -1,0 +1,27 @@
+// The int8 screening pass's bound: how a query is quantised, and the integer threshold
+// below which an item provably cannot reach the query's current k-th best score (the proof
+// is in screen_bound.cpp). Used by the search driver; the kernels only evaluate it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+
+namespace recbatch::screen {
+
+// A row's bound constants (see screen_bound.cpp); ok = false where the bound cannot be trusted.
+struct RowBound {
+    float scale = 0.0f, a = std::numeric_limits<float>::infinity(), b = std::numeric_limits<float>::infinity();
+    bool ok = false;
+};
+
+// Quantises one query row into `bytes` (groups * 4: q8 + 128, padding 128) and returns its
+// bound constants. norm is |q|; max_item_norm bounds every item's norm.
+RowBound quantise_query(const float* q, std::size_t dim, std::size_t groups, double norm, double max_item_norm,
+                        std::uint8_t* bytes);
+
+// The screening threshold t for a row whose current k-th best score is `threshold`
+// (-inf, which flags every item, where the bound cannot be trusted).
+float screen_threshold(const RowBound& row, float threshold, std::size_t dim);
+
+}  // namespace recbatch::screen
