@@ -45,7 +45,7 @@ public:
     // b, as dim_groups() groups of 4 dims (zero padded): group g is 128 bytes, two halves of
     // 16 items x 4 bytes, the lane layout of vpdpbusd.
     //   int8_offset (per position, n_blocks * 32 entries): -128 * sum_i v8_i, the
-    //     unsigned-query correction (see search.cpp); 0 for padding positions.
+    //     unsigned-query correction (see screen_bound.cpp); 0 for padding positions.
     //   int8_scale, norm_up, residual_up (per block): s_b, and upper bounds (rounded up to
     //     float32) on |v| and on |v - s_b v8| over the block's items.
     bool has_int8() const { return int8_panels_ != nullptr; }
