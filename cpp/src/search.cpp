@@ -90,13 +90,6 @@ std::size_t first_unreachable_block(const PackedItems& items, std::size_t begin,
     return block;
 }
 
-// Whether eight consecutive words are all zero (one branch instead of eight).
-bool no_bits_set(const std::uint32_t* words) {
-    std::uint32_t any = 0;
-    for (int i = 0; i < 8; ++i) any |= words[i];
-    return any == 0;
-}
-
 // Set bits of a word (the baseline ISA has no popcnt instruction).
 std::uint64_t bit_count(std::uint32_t x) {
     x = x - ((x >> 1) & 0x55555555u);
@@ -109,6 +102,7 @@ struct Scratch {
     std::vector<float> thresholds, scores, lse_max;
     std::vector<double> lse_sum;
     std::vector<std::uint32_t> eligible, candidates;
+    std::vector<std::uint64_t> flagged;  // per row of a group: the blocks with a candidate
     std::vector<std::int64_t> cursors, excluded;  // per row: positions of its excluded items, sorted
     std::vector<std::uint32_t> row_bits;          // or per row: eligibility of every stored position
     std::vector<double> query_norms;
@@ -144,6 +138,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     const std::size_t threads = std::max<std::size_t>(1, options.threads);
     const std::size_t n_blocks = items.n_blocks();
     const std::size_t tile_blocks = std::min(n_blocks, tile_blocks_for(dim));
+    const std::size_t flag_words = (tile_blocks + 63) / 64;
     const std::size_t task_rows = task_rows_for(n, threads);
     const std::size_t n_tasks = (n + task_rows - 1) / task_rows;
     const std::vector<std::uint32_t> allowed = allowed_words(items, input.allow);
@@ -169,6 +164,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         s.scores.resize(kMaxRows * tile_blocks * kBlockItems);
         s.eligible.resize(kMaxRows * tile_blocks);
         s.candidates.resize(kMaxRows * tile_blocks);
+        s.flagged.assign(kMaxRows * flag_words, 0);
         s.lse_max.assign(rows, -INFINITY);
         s.lse_sum.assign(rows, 0.0);
         s.cursors.assign(rows + 1, 0);
@@ -349,6 +345,8 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                                      s.eligible.data(),
                                      s.scores.data(),
                                      s.candidates.data(),
+                                     s.flagged.data(),
+                                     flag_words,
                                      lse ? s.lse_max.data() + group : nullptr,
                                      lse ? s.lse_sum.data() + group : nullptr};
                 const std::size_t share = (next_tile_floats / n_groups + 15) / 16 * 16;
@@ -362,16 +360,16 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     TopKHeap& heap = heaps[group + r];
                     const float* row_scores = s.scores.data() + r * blocks * kBlockItems;
                     const std::uint32_t* row_candidates = s.candidates.data() + r * blocks;
-                    for (std::size_t b = 0; b < blocks; ++b) {
-                        // Most words are empty once the top k has filled: skip them eight at a time.
-                        if (b % 8 == 0 && b + 8 <= blocks && no_bits_set(row_candidates + b)) {
-                            b += 7;
-                            continue;
+                    std::uint64_t* row_flags = s.flagged.data() + r * flag_words;
+                    for (std::size_t w = 0; w < (blocks + 63) / 64; ++w) {
+                        for (std::uint64_t flags = row_flags[w]; flags != 0; flags &= flags - 1) {
+                            const std::size_t b = w * 64 + static_cast<std::size_t>(__builtin_ctzll(flags));
+                            for (std::uint32_t bits = row_candidates[b]; bits != 0; bits &= bits - 1) {
+                                const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
+                                heap.push(row_scores[b * kBlockItems + j], items.item_at((tile + b) * kBlockItems + j));
+                            }
                         }
-                        for (std::uint32_t bits = row_candidates[b]; bits != 0; bits &= bits - 1) {
-                            const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
-                            heap.push(row_scores[b * kBlockItems + j], items.item_at((tile + b) * kBlockItems + j));
-                        }
+                        row_flags[w] = 0;
                     }
                 }
             }

@@ -24,7 +24,12 @@ struct TileJob {
     const std::uint32_t* eligible;  // n_rows x n_blocks: bit j = item j of the block may count
     float* scores;                // n_rows x (n_blocks * 32): every score of a block with a candidate
                                   // (kernels may write the others too; with lse_max, all of them)
-    std::uint32_t* candidates;    // n_rows x n_blocks: eligible and above the threshold
+    std::uint32_t* candidates;    // n_rows x n_blocks: eligible and above the threshold, written only
+                                  // for the blocks that have one (the others hold stale words)
+    // n_rows x flag_words bitmaps: the kernel sets bit b of row r when block b has a candidate,
+    // so that the caller visits those words alone (the caller clears the bits it has read).
+    std::uint64_t* flagged;
+    std::size_t flag_words;       // >= ceil(n_blocks / 64)
     float* lse_max;               // n_rows running maxima, or nullptr when not wanted
     double* lse_sum;              // n_rows running sums of exp(score - lse_max)
     // A stretch of the next tile to bring into L2 while this one is scored (a hint: kernels

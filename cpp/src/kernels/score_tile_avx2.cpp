@@ -54,6 +54,8 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
     const std::uint32_t* const eligible = job.eligible;
     float* const scores = job.scores;
     std::uint32_t* const candidates = job.candidates;
+    std::uint64_t* const flagged = job.flagged;
+    const std::size_t flag_words = job.flag_words;
     const bool store_all = job.lse_max != nullptr;  // the log-sum-exp rereads every score
     // The prefetch stretch (see TileJob), a few lines per block, issued by the first sub-group.
     const char* const ahead = reinterpret_cast<const char*>(job.prefetch);
@@ -105,7 +107,10 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
         }
         for (int r = 0; r < R; ++r) {
             const std::size_t row = row0 + r;
-            candidates[row * n_blocks + b] = above[r] & eligible[row * n_blocks + b];
+            const std::uint32_t found = above[r] & eligible[row * n_blocks + b];
+            if (found == 0) continue;
+            candidates[row * n_blocks + b] = found;
+            flagged[row * flag_words + b / 64] |= std::uint64_t{1} << (b % 64);
         }
     }
 }

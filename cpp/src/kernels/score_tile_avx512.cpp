@@ -44,6 +44,8 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
     const std::uint32_t* const eligible = job.eligible;
     float* const scores = job.scores;
     std::uint32_t* const candidates = job.candidates;
+    std::uint64_t* const flagged = job.flagged;
+    const std::size_t flag_words = job.flag_words;
     const bool store_all = job.lse_max != nullptr;
     // The prefetch stretch, spread evenly over the blocks: a few lines per block.
     const char* const ahead = reinterpret_cast<const char*>(job.prefetch);
@@ -70,16 +72,24 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
             const std::size_t row = row0 + r;
             float* out = scores + row * row_floats + b * kBlock;
             const __m512 threshold = _mm512_set1_ps(thresholds[row]);
-            const std::uint32_t above =
-                static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[r][0], threshold, _CMP_GE_OQ)) |
-                (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(acc[r][1], threshold, _CMP_GE_OQ)) << 16);
+            const __mmask16 lo = _mm512_cmp_ps_mask(acc[r][0], threshold, _CMP_GE_OQ);
+            const __mmask16 hi = _mm512_cmp_ps_mask(acc[r][1], threshold, _CMP_GE_OQ);
             const std::uint32_t mask = eligible[row * n_blocks + b];
-            candidates[row * n_blocks + b] = above & mask;
-            // Once the top k has filled, most blocks hold no candidate: skip their 24 stores
-            // (the log-sum-exp's two-pass path rereads every score, so it keeps them all).
-            if (store_all || above != 0) {
+            // Once the top k has filled, most blocks hold no candidate: one mask test, and
+            // none of the stores (the log-sum-exp's two-pass path rereads every score, so it
+            // keeps them all).
+            if (store_all) {
                 _mm512_storeu_ps(out, acc[r][0]);
                 _mm512_storeu_ps(out + 16, acc[r][1]);
+            }
+            if (!_kortestz_mask16_u8(lo, hi)) {
+                const std::uint32_t found = (std::uint32_t{lo} | (std::uint32_t{hi} << 16)) & mask;
+                if (found != 0) {
+                    candidates[row * n_blocks + b] = found;
+                    flagged[row * flag_words + b / 64] |= std::uint64_t{1} << (b % 64);
+                    _mm512_storeu_ps(out, acc[r][0]);
+                    _mm512_storeu_ps(out + 16, acc[r][1]);
+                }
             }
             if constexpr (Lse) {
                 const __m512 shift = _mm512_set1_ps(lse_shift[row]);

@@ -34,7 +34,9 @@ void score_tile(const TileJob& job) {
             std::uint32_t mask = 0;
             for (std::size_t j = 0; j < kBlock; ++j)
                 mask |= static_cast<std::uint32_t>(out[j] >= threshold) << j;
+            if ((mask & eligible[b]) == 0) continue;
             job.candidates[r * job.n_blocks + b] = mask & eligible[b];
+            job.flagged[r * job.flag_words + b / 64] |= std::uint64_t{1} << (b % 64);
         }
         if (job.lse_max == nullptr) continue;
         float tile_max = -INFINITY;
