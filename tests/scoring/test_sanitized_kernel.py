@@ -3,6 +3,9 @@
 The same build by hand:
     cmake -S cpp -B build/asan -DRECBATCH_SANITIZE=ON -DRECBATCH_BUILD_TESTS=ON && cmake --build build/asan -j2
     ctest --test-dir build/asan --output-on-failure
+
+The build includes benchmarks/search_share.cpp, which drives the kernel directly: where the CPU
+can run it, a short run under the sanitizers checks its use of the kernel contract too.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import recbatch
 
 ROOT = Path(__file__).parents[2]
 
@@ -37,6 +42,7 @@ def test_kernel_under_address_and_ub_sanitizers(tmp_path: Path) -> None:
         f"-DCMAKE_MAKE_PROGRAM={tool('ninja')}",
         "-DRECBATCH_SANITIZE=ON",
         "-DRECBATCH_BUILD_TESTS=ON",
+        "-DRECBATCH_BUILD_BENCHMARKS=ON",
     ]
     subprocess.run(configure, check=True, capture_output=True, timeout=300)
     subprocess.run(
@@ -48,3 +54,14 @@ def test_kernel_under_address_and_ub_sanitizers(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.strip().endswith("0 failed")
     assert "runtime error" not in run.stderr  # UBSan findings
+    if "avx512" in recbatch.available_simd_levels() and (build / "search_share").exists():
+        share = subprocess.run(
+            [str(build / "search_share"), "W3", "240", "1"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert share.returncode == 0, share.stdout + share.stderr
+        assert share.stdout.startswith("| W3 | 240 | 1 |")
+        assert "runtime error" not in share.stderr
