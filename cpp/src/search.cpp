@@ -5,7 +5,9 @@
 #include "recbatch/search.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -63,6 +65,27 @@ std::size_t task_rows_for(std::size_t n_queries, std::size_t threads) {
     const std::size_t wanted = (n_queries + 4 * threads - 1) / (4 * threads);
     const std::size_t rounded = (wanted + kMaxRows - 1) / kMaxRows * kMaxRows;
     return std::clamp<std::size_t>(rounded, kMaxRows, 16 * kMaxRows);
+}
+
+// Catalogue ranges per query task: one, unless there are too few query tasks to keep every
+// thread busy (a handful of queries, as an HTTP endpoint sends). Then each range of blocks is
+// a task of its own with its own heaps, merged per query at the end: at least two full tiles
+// per range, and the ranges' partial top-k lists (n x ranges x k entries) within 32 MB.
+std::size_t catalogue_ranges_for(std::size_t query_tasks, std::size_t threads, std::size_t n, std::size_t k,
+                                 std::size_t n_blocks, std::size_t tile_blocks) {
+    if (threads == 1 || query_tasks >= 2 * threads) return 1;
+    std::size_t ranges = (2 * threads + query_tasks - 1) / query_tasks;
+    ranges = std::min(ranges, n_blocks / (2 * tile_blocks));
+    const std::size_t entry_bytes = sizeof(float) + sizeof(std::int64_t);
+    ranges = std::min(ranges, (std::size_t{32} << 20) / std::max<std::size_t>(1, n * k * entry_bytes));
+    return std::max<std::size_t>(1, ranges);
+}
+
+// Raises a shared lower bound on a query's k-th best score (ranges of one query publish theirs).
+void raise_to(std::atomic<float>& bound, float value) {
+    float current = bound.load(std::memory_order_relaxed);
+    while (value > current && !bound.compare_exchange_weak(current, value, std::memory_order_relaxed)) {
+    }
 }
 
 // Bit j of word b: the item stored at position b * 32 + j exists and is allowed.
@@ -140,7 +163,19 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     const std::size_t tile_blocks = std::min(n_blocks, tile_blocks_for(dim));
     const std::size_t flag_words = (tile_blocks + 63) / 64;
     const std::size_t task_rows = task_rows_for(n, threads);
-    const std::size_t n_tasks = (n + task_rows - 1) / task_rows;
+    const std::size_t query_tasks = (n + task_rows - 1) / task_rows;
+    const std::size_t ranges = catalogue_ranges_for(query_tasks, threads, n, k, n_blocks, tile_blocks);
+    const std::size_t n_tasks = query_tasks * ranges;
+    // With several ranges: each range's top k per query (merged at the end), its log-sum-exp
+    // pair, and per query the best k-th score any range has found so far. That score is a lower
+    // bound on the query's final k-th, so every range may skip what cannot beat it (and prune
+    // by norm against it), as a single scan would with its own heap.
+    std::vector<float> range_scores(ranges > 1 ? ranges * n * k : 0);
+    std::vector<std::int64_t> range_indices(range_scores.size());
+    std::vector<float> range_lse_max(ranges > 1 && options.logsumexp ? ranges * n : 0);
+    std::vector<double> range_lse_sum(range_lse_max.size());
+    std::unique_ptr<std::atomic<float>[]> kth_bound(ranges > 1 ? new std::atomic<float>[n] : nullptr);
+    for (std::size_t i = 0; ranges > 1 && i < n; ++i) kth_bound[i].store(-INFINITY, std::memory_order_relaxed);
     const std::vector<std::uint32_t> allowed = allowed_words(items, input.allow);
     const bool lse = options.logsumexp;
     // The exact log-sum-exp needs every eligible item, so it turns pruning off, and
@@ -158,7 +193,13 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
 
     parallel_for(n_tasks, threads, [&](std::size_t thread_index, std::size_t task) {
         Scratch& s = scratch[thread_index];
-        const std::size_t first = task * task_rows, rows = std::min(task_rows, n - first);
+        // Range-major order: every query's first (largest-norm) range is scanned first, and
+        // its k-th scores are what the later ranges prune against.
+        const std::size_t range = task / query_tasks;
+        const std::size_t first = task % query_tasks * task_rows, rows = std::min(task_rows, n - first);
+        const std::size_t range_begin = n_blocks * range / ranges, range_end = n_blocks * (range + 1) / ranges;
+        float* const top_scores = ranges > 1 ? range_scores.data() + range * n * k : output.scores;
+        std::int64_t* const top_indices = ranges > 1 ? range_indices.data() + range * n * k : output.indices;
         s.rows.resize(kMaxRows);
         s.thresholds.resize(kMaxRows);
         s.scores.resize(kMaxRows * tile_blocks * kBlockItems);
@@ -188,7 +229,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         std::vector<TopKHeap> heaps;
         heaps.reserve(rows);
         for (std::size_t r = 0; r < rows; ++r) {
-            heaps.emplace_back(output.scores + (first + r) * k, output.indices + (first + r) * k, k);
+            heaps.emplace_back(top_scores + (first + r) * k, top_indices + (first + r) * k, k);
             heaps.back().reset();
             const float* q = input.queries + (first + r) * dim;
             double norm = 0.0;
@@ -225,8 +266,8 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         // a first tile of F items costs F pushes plus about k ln(m / F) later, least near F = k
         // (W3's shape: 93 pushes per query instead of 115 with one block more).
         std::size_t next_tile_size = std::min(tile_blocks, (k + kBlockItems - 1) / kBlockItems);
-        for (std::size_t tile = 0, tile_size = 0; tile < n_blocks; tile += tile_size) {
-            tile_size = std::min(next_tile_size, n_blocks - tile);
+        for (std::size_t tile = range_begin, tile_size = 0; tile < range_end; tile += tile_size) {
+            tile_size = std::min(next_tile_size, range_end - tile);
             next_tile_size = std::min(tile_blocks, 2 * next_tile_size);
             if ((options.cancel != nullptr && options.cancel->load(std::memory_order_relaxed)) ||
                 cancelled.load(std::memory_order_relaxed)) {
@@ -235,12 +276,19 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             }
             const std::int64_t tile_end = static_cast<std::int64_t>((tile + tile_size) * kBlockItems);
             // Each row group brings its share of the next tile into L2 while it scores this one.
-            const std::size_t next_tile_floats = std::min(next_tile_size, n_blocks - tile - tile_size) * items.block_floats();
+            const std::size_t next_tile_floats = std::min(next_tile_size, range_end - tile - tile_size) * items.block_floats();
             const std::size_t n_groups = (rows + kMaxRows - 1) / kMaxRows;
             for (std::size_t group = 0; group < rows; group += kMaxRows) {
                 if (group_done[group / kMaxRows]) continue;
                 const std::size_t group_rows = std::min(kMaxRows, rows - group);
-                for (std::size_t r = 0; r < group_rows; ++r) s.thresholds[r] = heaps[group + r].threshold();
+                for (std::size_t r = 0; r < group_rows; ++r) {
+                    s.thresholds[r] = heaps[group + r].threshold();
+                    if (ranges > 1) {
+                        std::atomic<float>& bound = kth_bound[first + group + r];
+                        raise_to(bound, s.thresholds[r]);
+                        s.thresholds[r] = std::max(s.thresholds[r], bound.load(std::memory_order_relaxed));
+                    }
+                }
                 std::size_t blocks = tile_size;
                 if (prune) {
                     const std::size_t stop = first_unreachable_block(items, tile, tile + tile_size, s.thresholds.data(),
@@ -377,17 +425,50 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         if (options.stats != nullptr && screen) {
             options.stats->candidates.fetch_add(task_candidates, std::memory_order_relaxed);
             options.stats->rescored_blocks.fetch_add(task_rescored, std::memory_order_relaxed);
-            options.stats->screened_queries.fetch_add(rows, std::memory_order_relaxed);
+            if (range == 0) options.stats->screened_queries.fetch_add(rows, std::memory_order_relaxed);
         }
         for (std::size_t r = 0; r < rows; ++r) {
             heaps[r].sort_descending();
-            if (lse)
+            if (!lse) continue;
+            if (ranges > 1) {
+                range_lse_max[range * n + first + r] = s.lse_max[r];
+                range_lse_sum[range * n + first + r] = s.lse_sum[r];
+            } else {
                 output.logsumexp[first + r] = s.lse_sum[r] > 0.0
                                                   ? static_cast<double>(s.lse_max[r]) + std::log(s.lse_sum[r])
                                                   : -INFINITY;
+            }
         }
     });
-    return !cancelled.load();
+    if (cancelled.load()) return false;
+    if (ranges == 1) return true;
+
+    // Merge the ranges' lists per query (ties resolve by index in the heap, as in one scan) and
+    // combine the log-sum-exp pairs: sum_j s_j exp(m_j - M) around the largest m_j.
+    const std::size_t merge_rows = 64;
+    parallel_for((n + merge_rows - 1) / merge_rows, threads, [&](std::size_t, std::size_t task) {
+        for (std::size_t row = task * merge_rows; row < std::min(n, (task + 1) * merge_rows); ++row) {
+            TopKHeap heap(output.scores + row * k, output.indices + row * k, k);
+            heap.reset();
+            for (std::size_t range = 0; range < ranges; ++range) {
+                const float* scores = range_scores.data() + (range * n + row) * k;
+                const std::int64_t* indices = range_indices.data() + (range * n + row) * k;
+                for (std::size_t i = 0; i < k && indices[i] >= 0; ++i) heap.push(scores[i], indices[i]);
+            }
+            heap.sort_descending();
+            if (!lse) continue;
+            float top = -INFINITY;
+            for (std::size_t range = 0; range < ranges; ++range)
+                if (range_lse_sum[range * n + row] > 0.0) top = std::max(top, range_lse_max[range * n + row]);
+            double sum = 0.0;
+            for (std::size_t range = 0; range < ranges; ++range)
+                if (range_lse_sum[range * n + row] > 0.0)
+                    sum += range_lse_sum[range * n + row] *
+                           std::exp(static_cast<double>(range_lse_max[range * n + row]) - static_cast<double>(top));
+            output.logsumexp[row] = sum > 0.0 ? static_cast<double>(top) + std::log(sum) : -INFINITY;
+        }
+    });
+    return true;
 }
 
 }  // namespace recbatch
