@@ -67,7 +67,7 @@ def main() -> None:
             base = base or seconds * threads if threads == 1 else base
             speedup = (base / seconds) if base else float("nan")
             print(
-                f"| {level} | {threads} | {seconds:.3f} | {flops / seconds / 1e9:.0f} | {speedup:.2f}x |",
+                f"| {level} | {threads} | {seconds:.4f} | {flops / seconds / 1e9:.0f} | {speedup:.2f}x |",
                 flush=True,
             )
 
