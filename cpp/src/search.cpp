@@ -68,14 +68,16 @@ std::size_t task_rows_for(std::size_t n_queries, std::size_t threads) {
 }
 
 // Catalogue ranges per query task: one, unless there are too few query tasks to keep every
-// thread busy (a handful of queries, as an HTTP endpoint sends). Then each range of blocks is
-// a task of its own with its own heaps, merged per query at the end: at least two full tiles
-// per range, and the ranges' partial top-k lists (n x ranges x k entries) within 32 MB.
+// thread busy (a handful of queries). Then each range of blocks is a task of its own with its
+// own heaps, merged per query at the end: at least two full tiles and about a million
+// multiply-adds per range (a thread's start costs tens of microseconds), and the ranges'
+// partial top-k lists (n x ranges x k entries) within 32 MB.
 std::size_t catalogue_ranges_for(std::size_t query_tasks, std::size_t threads, std::size_t n, std::size_t k,
-                                 std::size_t n_blocks, std::size_t tile_blocks) {
+                                 std::size_t n_blocks, std::size_t tile_blocks, std::size_t dim) {
     if (threads == 1 || query_tasks >= 2 * threads) return 1;
     std::size_t ranges = (2 * threads + query_tasks - 1) / query_tasks;
     ranges = std::min(ranges, n_blocks / (2 * tile_blocks));
+    ranges = std::min(ranges, (n * n_blocks * kBlockItems * dim) >> 20);
     const std::size_t entry_bytes = sizeof(float) + sizeof(std::int64_t);
     ranges = std::min(ranges, (std::size_t{32} << 20) / std::max<std::size_t>(1, n * k * entry_bytes));
     return std::max<std::size_t>(1, ranges);
@@ -164,7 +166,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     const std::size_t flag_words = (tile_blocks + 63) / 64;
     const std::size_t task_rows = task_rows_for(n, threads);
     const std::size_t query_tasks = (n + task_rows - 1) / task_rows;
-    const std::size_t ranges = catalogue_ranges_for(query_tasks, threads, n, k, n_blocks, tile_blocks);
+    const std::size_t ranges = catalogue_ranges_for(query_tasks, threads, n, k, n_blocks, tile_blocks, dim);
     const std::size_t n_tasks = query_tasks * ranges;
     // With several ranges: each range's top k per query (merged at the end), its log-sum-exp
     // pair, and per query the best k-th score any range has found so far. That score is a lower

@@ -2,8 +2,9 @@
 and merged per query. Results must be those of a single scan, bit for bit.
 
 With d = 32 a tile holds 64 blocks of 32 items; 40,000 items are 1,250 blocks, so up to nine
-ranges of two tiles or more. Three queries make one query task, and eight threads ask for
-sixteen tasks: the search splits the catalogue into nine ranges.
+ranges of two tiles or more, and a range needs about a million multiply-adds (2^20): three
+queries x 40,000 items x 32 allow three. Three queries make one query task, and eight threads
+ask for sixteen tasks: the search splits the catalogue into three ranges (two queries: two).
 """
 
 from __future__ import annotations
