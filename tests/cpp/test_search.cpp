@@ -167,6 +167,10 @@ int main() {
         {9, 33000, 3, 10, 2, false, true, true, true},  // exclusions sorted per row (beyond the bitmap limit)
         {20, 2000, 16, 10, 1, false, false, false, false, 1e-20f},
         {20, 2000, 16, 10, 1, false, false, false, false, 3e17f},
+        // A few queries on eight threads: the catalogue is split into ranges and merged.
+        {3, 40000, 32, 10, 8, false, true, true, true},
+        {2, 40000, 32, 700, 8, true, false, false, false},
+        {5, 40000, 32, 25, 8, false, false, false, false, 1.0f, true},
     };
     for (auto level : recbatch::available_simd_levels())
         for (const auto& c : cases) run_case(c, level, rng);
