@@ -38,12 +38,31 @@ struct TileJob {
     std::size_t prefetch_floats = 0;
 };
 
-using ScoreTileFn = void (*)(const TileJob&);
+using ScoreTileFn = void (*)(const TileJob& job);
 
-namespace scalar { void score_tile(const TileJob& job); }
-namespace avx2 { void score_tile(const TileJob& job); }
+// Thinning an empty heap's first tile, where every eligible item is a candidate (its rows'
+// thresholds are -inf). lane_maxima writes, for each such row r, out[r * 32 + j] = the largest
+// score in lane j over the tile's blocks whose 32 items are all candidates (-inf where there
+// is none; other rows get -inf throughout). Lane j's maximum is one item, a different one for
+// each j, so the k-th largest of the 32 is a lower bound on the row's k-th best score (k <= 32).
+// keep_at_least then clears row r's candidate bits of scores below bounds[r] (-inf: none).
+using LaneMaximaFn = void (*)(const TileJob& job, float* out);
+using KeepAtLeastFn = void (*)(const TileJob& job, const float* bounds);
+
+namespace scalar {
+void score_tile(const TileJob& job);
+void lane_maxima(const TileJob& job, float* out);
+void keep_at_least(const TileJob& job, const float* bounds);
+}  // namespace scalar
+namespace avx2 {
+void score_tile(const TileJob& job);
+void lane_maxima(const TileJob& job, float* out);
+void keep_at_least(const TileJob& job, const float* bounds);
+}  // namespace avx2
 namespace avx512 {
 void score_tile(const TileJob& job);
+void lane_maxima(const TileJob& job, float* out);
+void keep_at_least(const TileJob& job, const float* bounds);
 // One query row against one block: the 32 scores score_tile writes for it, bit for bit
 // (the same instructions in the same order), for rescoring screened candidates. Returns
 // score_tile's candidate bits for them: score >= threshold (before eligibility).

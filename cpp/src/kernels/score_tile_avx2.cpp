@@ -226,4 +226,38 @@ void score_tile(const TileJob& job) {
     }
 }
 
+void lane_maxima(const TileJob& job, float* out) {
+    for (std::size_t r = 0; r < job.n_rows; ++r) {
+        __m256 lanes[4];
+        for (auto& v : lanes) v = _mm256_set1_ps(-INFINITY);
+        const std::uint32_t* candidates = job.candidates + r * job.n_blocks;
+        const std::uint64_t* flagged = job.flagged + r * job.flag_words;
+        for (std::size_t b = 0; job.thresholds[r] == -INFINITY && b < job.n_blocks; ++b) {
+            if (((flagged[b / 64] >> (b % 64)) & 1u) == 0 || candidates[b] != ~std::uint32_t{0}) continue;
+            const float* block = job.scores + (r * job.n_blocks + b) * kBlock;
+            for (int i = 0; i < 4; ++i) lanes[i] = _mm256_max_ps(lanes[i], _mm256_loadu_ps(block + 8 * i));
+        }
+        for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + r * kBlock + 8 * i, lanes[i]);
+    }
+}
+
+void keep_at_least(const TileJob& job, const float* bounds) {
+    for (std::size_t r = 0; r < job.n_rows; ++r) {
+        if (!(bounds[r] > -INFINITY)) continue;
+        const __m256 bound = _mm256_set1_ps(bounds[r]);
+        std::uint32_t* candidates = job.candidates + r * job.n_blocks;
+        const std::uint64_t* flagged = job.flagged + r * job.flag_words;
+        for (std::size_t b = 0; b < job.n_blocks; ++b) {
+            if (((flagged[b / 64] >> (b % 64)) & 1u) == 0) continue;
+            const float* block = job.scores + (r * job.n_blocks + b) * kBlock;
+            std::uint32_t keep = 0;
+            for (int i = 0; i < 4; ++i)
+                keep |= static_cast<std::uint32_t>(
+                            _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(block + 8 * i), bound, _CMP_GE_OQ)))
+                        << (8 * i);
+            candidates[b] &= keep;
+        }
+    }
+}
+
 }  // namespace recbatch::kernels::avx2

@@ -265,4 +265,37 @@ void score_tile(const TileJob& job) {
     }
 }
 
+void lane_maxima(const TileJob& job, float* out) {
+    for (std::size_t r = 0; r < job.n_rows; ++r) {
+        __m512 lo = _mm512_set1_ps(-INFINITY), hi = lo;
+        const std::uint32_t* candidates = job.candidates + r * job.n_blocks;
+        const std::uint64_t* flagged = job.flagged + r * job.flag_words;
+        for (std::size_t b = 0; job.thresholds[r] == -INFINITY && b < job.n_blocks; ++b) {
+            if (((flagged[b / 64] >> (b % 64)) & 1u) == 0 || candidates[b] != ~std::uint32_t{0}) continue;
+            const float* block = job.scores + (r * job.n_blocks + b) * kBlock;
+            lo = _mm512_max_ps(lo, _mm512_loadu_ps(block));
+            hi = _mm512_max_ps(hi, _mm512_loadu_ps(block + 16));
+        }
+        _mm512_storeu_ps(out + r * kBlock, lo);
+        _mm512_storeu_ps(out + r * kBlock + 16, hi);
+    }
+}
+
+void keep_at_least(const TileJob& job, const float* bounds) {
+    for (std::size_t r = 0; r < job.n_rows; ++r) {
+        if (!(bounds[r] > -INFINITY)) continue;
+        const __m512 bound = _mm512_set1_ps(bounds[r]);
+        std::uint32_t* candidates = job.candidates + r * job.n_blocks;
+        const std::uint64_t* flagged = job.flagged + r * job.flag_words;
+        for (std::size_t b = 0; b < job.n_blocks; ++b) {
+            if (((flagged[b / 64] >> (b % 64)) & 1u) == 0) continue;
+            const float* block = job.scores + (r * job.n_blocks + b) * kBlock;
+            const std::uint32_t keep =
+                static_cast<std::uint32_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(block), bound, _CMP_GE_OQ)) |
+                (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(block + 16), bound, _CMP_GE_OQ)) << 16);
+            candidates[b] &= keep;
+        }
+    }
+}
+
 }  // namespace recbatch::kernels::avx512

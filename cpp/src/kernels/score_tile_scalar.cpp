@@ -57,4 +57,34 @@ void score_tile(const TileJob& job) {
     }
 }
 
+void lane_maxima(const TileJob& job, float* out) {
+    for (std::size_t r = 0; r < job.n_rows; ++r) {
+        float* lanes = out + r * kBlock;
+        for (std::size_t j = 0; j < kBlock; ++j) lanes[j] = -INFINITY;
+        if (!(job.thresholds[r] == -INFINITY)) continue;
+        const std::uint32_t* candidates = job.candidates + r * job.n_blocks;
+        const std::uint64_t* flagged = job.flagged + r * job.flag_words;
+        for (std::size_t b = 0; b < job.n_blocks; ++b) {
+            if (((flagged[b / 64] >> (b % 64)) & 1u) == 0 || candidates[b] != ~std::uint32_t{0}) continue;
+            const float* block = job.scores + (r * job.n_blocks + b) * kBlock;
+            for (std::size_t j = 0; j < kBlock; ++j) lanes[j] = std::fmax(lanes[j], block[j]);
+        }
+    }
+}
+
+void keep_at_least(const TileJob& job, const float* bounds) {
+    for (std::size_t r = 0; r < job.n_rows; ++r) {
+        if (!(bounds[r] > -INFINITY)) continue;
+        std::uint32_t* candidates = job.candidates + r * job.n_blocks;
+        const std::uint64_t* flagged = job.flagged + r * job.flag_words;
+        for (std::size_t b = 0; b < job.n_blocks; ++b) {
+            if (((flagged[b / 64] >> (b % 64)) & 1u) == 0) continue;
+            const float* block = job.scores + (r * job.n_blocks + b) * kBlock;
+            std::uint32_t keep = 0;
+            for (std::size_t j = 0; j < kBlock; ++j) keep |= static_cast<std::uint32_t>(block[j] >= bounds[r]) << j;
+            candidates[b] &= keep;
+        }
+    }
+}
+
 }  // namespace recbatch::kernels::scalar
