@@ -19,6 +19,7 @@
 #include "kernels/score_tile.hpp"
 #include "parallel_for.hpp"
 #include "screen_bound.hpp"
+#include "task_shape.hpp"
 #include "top_k_heap.hpp"
 
 namespace recbatch {
@@ -60,36 +61,6 @@ constexpr kernels::ScoreBlocksFn kScoreBlocks = nullptr;
 
 // The largest catalogue (in 32-item blocks) whose exclusions go into per-row bitmaps.
 constexpr std::size_t kBitmapBlocks = 1024;
-
-// A tile of about 256 KiB of packed items stays in L2 while a task's queries sweep it.
-std::size_t tile_blocks_for(std::size_t dim) {
-    const std::size_t block_bytes = dim * kBlockItems * sizeof(float);
-    return std::max<std::size_t>(1, (256 * 1024) / block_bytes);
-}
-
-// Rows per task: enough tasks for every thread to stay busy (4 per thread), a multiple of
-// the kernel's row group, and not so many that a task's queries fall out of cache.
-std::size_t task_rows_for(std::size_t n_queries, std::size_t threads) {
-    const std::size_t wanted = (n_queries + 4 * threads - 1) / (4 * threads);
-    const std::size_t rounded = (wanted + kMaxRows - 1) / kMaxRows * kMaxRows;
-    return std::clamp<std::size_t>(rounded, kMaxRows, 16 * kMaxRows);
-}
-
-// Catalogue ranges per query task: one, unless there are too few query tasks to keep every
-// thread busy (a handful of queries). Then each range of blocks is a task of its own with its
-// own heaps, merged per query at the end: at least two full tiles and about a million
-// multiply-adds per range (a thread's start costs tens of microseconds), and the ranges'
-// partial top-k lists (n x ranges x k entries) within 32 MB.
-std::size_t catalogue_ranges_for(std::size_t query_tasks, std::size_t threads, std::size_t n, std::size_t k,
-                                 std::size_t n_blocks, std::size_t tile_blocks, std::size_t dim) {
-    if (threads == 1 || query_tasks >= 2 * threads) return 1;
-    std::size_t ranges = (2 * threads + query_tasks - 1) / query_tasks;
-    ranges = std::min(ranges, n_blocks / (2 * tile_blocks));
-    ranges = std::min(ranges, (n * n_blocks * kBlockItems * dim) >> 20);
-    const std::size_t entry_bytes = sizeof(float) + sizeof(std::int64_t);
-    ranges = std::min(ranges, (std::size_t{32} << 20) / std::max<std::size_t>(1, n * k * entry_bytes));
-    return std::max<std::size_t>(1, ranges);
-}
 
 // Raises a shared lower bound on a query's k-th best score (ranges of one query publish theirs).
 void raise_to(std::atomic<float>& bound, float value) {
@@ -188,10 +159,10 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     const std::size_t n_blocks = items.n_blocks();
     const std::size_t tile_blocks = std::min(n_blocks, tile_blocks_for(dim));
     const std::size_t flag_words = (tile_blocks + 63) / 64;
-    const std::size_t task_rows = task_rows_for(n, threads);
-    const std::size_t query_tasks = (n + task_rows - 1) / task_rows;
-    const std::size_t ranges = catalogue_ranges_for(query_tasks, threads, n, k, n_blocks, tile_blocks, dim);
-    const std::size_t n_tasks = query_tasks * ranges;
+    const std::vector<std::size_t> chunk_starts = query_chunk_starts(n, kMaxRows, threads);
+    const std::size_t query_chunks = chunk_starts.size() - 1;
+    const std::size_t ranges = catalogue_ranges_for(query_chunks, threads, n, k, n_blocks, tile_blocks, dim);
+    const std::size_t n_tasks = query_chunks * ranges;
     // With several ranges: each range's top k per query (merged at the end), its log-sum-exp
     // pair, and per query the best k-th score any range has found so far. That score is a lower
     // bound on the query's final k-th, so every range may skip what cannot beat it (and prune
@@ -221,8 +192,8 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         Scratch& s = scratch[thread_index];
         // Range-major order: every query's first (largest-norm) range is scanned first, and
         // its k-th scores are what the later ranges prune against.
-        const std::size_t range = task / query_tasks;
-        const std::size_t first = task % query_tasks * task_rows, rows = std::min(task_rows, n - first);
+        const std::size_t range = task / query_chunks, chunk = task % query_chunks;
+        const std::size_t first = chunk_starts[chunk], rows = chunk_starts[chunk + 1] - first;
         const std::size_t range_begin = n_blocks * range / ranges, range_end = n_blocks * (range + 1) / ranges;
         float* const top_scores = ranges > 1 ? range_scores.data() + range * n * k : output.scores;
         std::int64_t* const top_indices = ranges > 1 ? range_indices.data() + range * n * k : output.indices;

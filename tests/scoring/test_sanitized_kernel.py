@@ -48,12 +48,11 @@ def test_kernel_under_address_and_ub_sanitizers(tmp_path: Path) -> None:
     subprocess.run(
         [tool("cmake"), "--build", str(build), "-j2"], check=True, capture_output=True, timeout=900
     )
-    run = subprocess.run(
-        [str(build / "test_search")], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.strip().endswith("0 failed")
-    assert "runtime error" not in run.stderr  # UBSan findings
+    for test in ("test_search", "test_task_shape"):
+        run = subprocess.run([str(build / test)], capture_output=True, text=True, timeout=300, check=False)
+        assert run.returncode == 0, test + ": " + run.stdout + run.stderr
+        assert run.stdout.strip().endswith("0 failed"), run.stdout
+        assert "runtime error" not in run.stderr  # UBSan findings
     if "avx512" in recbatch.available_simd_levels() and (build / "search_share").exists():
         share = subprocess.run(
             [str(build / "search_share"), "W3", "240", "1"],
