@@ -40,7 +40,8 @@ Kernels select_kernels(SimdLevel level) {
                                     "' is not supported by this CPU");
     switch (level) {
 #ifdef RECBATCH_X86_64
-        case SimdLevel::avx512_vnni:  // the float kernel of avx512; screening is added on top
+        case SimdLevel::amx_int8:  // the float kernel of avx512; screening is added on top
+        case SimdLevel::avx512_vnni:
         case SimdLevel::avx512:
             return {kernels::avx512::score_tile, kernels::avx512::lane_maxima, kernels::avx512::keep_at_least};
         case SimdLevel::avx2:
@@ -50,12 +51,20 @@ Kernels select_kernels(SimdLevel level) {
     }
 }
 
-// The screening pass and its rescoring kernel (x86-64 only; null elsewhere).
+// The screening pass of a level (null: none) and its rescoring kernel (x86-64 only).
+kernels::ScreenTileFn screen_kernel(SimdLevel level) {
 #ifdef RECBATCH_X86_64
-constexpr kernels::ScreenTileFn kScreenTile = kernels::avx512_vnni::screen_tile;
+#ifdef RECBATCH_HAVE_AMX
+    if (level == SimdLevel::amx_int8) return kernels::amx_int8::screen_tile;
+#endif
+    if (level == SimdLevel::avx512_vnni) return kernels::avx512_vnni::screen_tile;
+#endif
+    (void)level;
+    return nullptr;
+}
+#ifdef RECBATCH_X86_64
 constexpr kernels::ScoreBlocksFn kScoreBlocks = kernels::avx512::score_blocks;
 #else
-constexpr kernels::ScreenTileFn kScreenTile = nullptr;
 constexpr kernels::ScoreBlocksFn kScoreBlocks = nullptr;
 #endif
 
@@ -177,8 +186,8 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     // The exact log-sum-exp needs every eligible item, so it turns pruning off, and
     // screening too (it would skip the exact scores of items that cannot reach the top k).
     const bool prune = !lse;
-    const bool screen = kScreenTile != nullptr && options.level == SimdLevel::avx512_vnni && !lse &&
-                        items.has_int8() && dim <= 100000;
+    const kernels::ScreenTileFn screen_tile = screen_kernel(options.level);
+    const bool screen = screen_tile != nullptr && !lse && items.has_int8() && dim <= 100000;
     const std::size_t groups = items.dim_groups();
     // Exclusions over a small catalogue go into per-row eligibility bitmaps (task rows x m/8
     // bytes, at most 768 KiB per thread): one bit cleared per excluded item. Larger catalogues
@@ -354,7 +363,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     const std::size_t share_begin = std::min(next_bytes, group / kMaxRows * share);
                     sjob.prefetch = items.int8_panels() + (tile + tile_size) * items.int8_block_bytes() + share_begin;
                     sjob.prefetch_bytes = std::min(share, next_bytes - share_begin);
-                    kScreenTile(sjob);
+                    screen_tile(sjob);
                     // Rescore every flagged block in float32 exactly as the avx512 kernel does,
                     // and push what the plain path would push: eligible items scoring >= T.
                     const std::uint32_t* const flags = s.candidates.data();

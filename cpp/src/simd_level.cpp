@@ -9,6 +9,10 @@
 #include <cpuid.h>
 #define RECBATCH_HAVE_CPUID 1
 #endif
+#if defined(RECBATCH_HAVE_AMX) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace recbatch {
 namespace {
@@ -19,6 +23,18 @@ unsigned long long read_xcr0() {
     // xgetbv with ecx = 0, spelled as bytes so this file needs no -mxsave.
     __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(eax), "=d"(edx) : "c"(0));
     return (static_cast<unsigned long long>(edx) << 32) | eax;
+}
+
+// Linux hands the AMX tile data state (8 KiB per thread) only to a process that asks for it
+// once; without the grant the first tile instruction faults. Builds without the AMX kernel
+// never ask.
+bool amx_permitted() {
+#if defined(RECBATCH_HAVE_AMX) && defined(__linux__)
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
 }
 
 SimdLevel detect() {
@@ -40,9 +56,12 @@ SimdLevel detect() {
     const bool avx512vl = (ebx >> 31) & 1u;
     if (!avx2) return SimdLevel::scalar;
     const bool avx512vnni = (ecx >> 11) & 1u;
-    if (zmm_state && avx512f && avx512dq && avx512bw && avx512vl)
-        return avx512vnni ? SimdLevel::avx512_vnni : SimdLevel::avx512;
-    return SimdLevel::avx2;
+    if (!(zmm_state && avx512f && avx512dq && avx512bw && avx512vl)) return SimdLevel::avx2;
+    if (!avx512vnni) return SimdLevel::avx512;
+    const bool amx_tile = (edx >> 24) & 1u, amx_int8 = (edx >> 25) & 1u;
+    const bool tile_state = (xcr0 & 0x60000) == 0x60000;  // XTILECFG and XTILEDATA
+    if (amx_tile && amx_int8 && tile_state && amx_permitted()) return SimdLevel::amx_int8;
+    return SimdLevel::avx512_vnni;
 }
 #else
 SimdLevel detect() { return SimdLevel::scalar; }
@@ -67,14 +86,17 @@ const char* simd_level_name(SimdLevel level) {
         case SimdLevel::avx2: return "avx2";
         case SimdLevel::avx512: return "avx512";
         case SimdLevel::avx512_vnni: return "avx512_vnni";
+        case SimdLevel::amx_int8: return "amx_int8";
     }
     return "unknown";
 }
 
 SimdLevel parse_simd_level(const std::string& name) {
-    for (SimdLevel level : {SimdLevel::scalar, SimdLevel::avx2, SimdLevel::avx512, SimdLevel::avx512_vnni})
+    for (SimdLevel level :
+         {SimdLevel::scalar, SimdLevel::avx2, SimdLevel::avx512, SimdLevel::avx512_vnni, SimdLevel::amx_int8})
         if (name == simd_level_name(level)) return level;
-    throw std::invalid_argument("unknown SIMD level '" + name + "'; expected scalar, avx2, avx512 or avx512_vnni");
+    throw std::invalid_argument("unknown SIMD level '" + name +
+                                "'; expected scalar, avx2, avx512, avx512_vnni or amx_int8");
 }
 
 }  // namespace recbatch

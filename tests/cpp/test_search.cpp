@@ -86,8 +86,9 @@ void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
     std::vector<double> out_lse(c.n);
     recbatch::SearchOutput output{out_indices.data(), out_scores.data(), out_lse.data()};
     expect(recbatch::search(packed, input, options, output), "search reported cancellation", level, 0);
-    if (level == recbatch::SimdLevel::avx512_vnni) {
-        // The int8 screening pass must not change a single bit of the avx512 level's results.
+    if (level >= recbatch::SimdLevel::avx512_vnni) {
+        // The int8 screening pass (vpdpbusd or AMX tiles) must not change a single bit of the
+        // avx512 level's results.
         recbatch::SearchOptions plain_options = options;
         plain_options.level = recbatch::SimdLevel::avx512;
         std::vector<std::int64_t> plain_indices(c.n * c.k);
@@ -165,6 +166,10 @@ int main() {
         {25, 4000, 300, 5, 2, false, true, false, false},  {50, 3000, 10, 30, 3, true, true, true, false},
         {40, 5000, 24, 10, 2, false, false, false, false, 1.0f, true},
         {9, 33000, 3, 10, 2, false, true, true, true},  // exclusions sorted per row (beyond the bitmap limit)
+        // The AMX screening kernel's tile shapes: two chunks of 16 dimension groups (one
+        // partial, then both full) kept loaded, and three full chunks cycled through.
+        {30, 3000, 100, 10, 2, false, true, false, false},  {20, 2000, 128, 25, 1, false, false, true, false},
+        {20, 2000, 192, 5, 2, true, false, false, false},
         {20, 2000, 16, 10, 1, false, false, false, false, 1e-20f},
         {20, 2000, 16, 10, 1, false, false, false, false, 3e17f},
         // A few queries on eight threads: the catalogue is split into ranges and merged.

@@ -1,10 +1,12 @@
-"""The int8 screening pass (SIMD level ``avx512_vnni``) must not change a single result.
+"""The int8 screening pass (SIMD levels ``avx512_vnni`` and ``amx_int8``) must not change a single result.
 
-``avx512_vnni`` runs the avx512 float kernel behind an int8 screening pass that proves which
-items can still reach each query's top k; only those are rescored in float32. Its results
-must be IDENTICAL (indices and scores, bit for bit) to the plain ``avx512`` level on the same
-index, on inputs built to stress the bound: near-ties, exact ties, huge and tiny norms,
-quantisation residuals that add up coherently, tiny k, k = m, filters, odd dimensions.
+Both levels run the avx512 float kernel behind an int8 screening pass that proves which items
+can still reach each query's top k (with vpdpbusd, or with the AMX tile unit); only those are
+rescored in float32. Their results must be IDENTICAL (indices and scores, bit for bit) to the
+plain ``avx512`` level on the same index, on inputs built to stress the bound: near-ties, exact
+ties, huge and tiny norms, quantisation residuals that add up coherently, tiny k, k = m,
+filters, odd dimensions (the AMX kernel's tile shapes change at 16 and 32 groups of 4).
+Every test checks every screening level this CPU has.
 """
 
 from __future__ import annotations
@@ -19,26 +21,26 @@ import recbatch
 from recbatch import _core
 from tests.scoring.reference import check_top_k, eligibility, exact_top_k, reference
 
-pytestmark = pytest.mark.skipif(
-    "avx512_vnni" not in recbatch.available_simd_levels(), reason="this CPU has no AVX512-VNNI"
-)
+SCREEN_LEVELS = [level for level in ("avx512_vnni", "amx_int8") if level in recbatch.available_simd_levels()]
+pytestmark = pytest.mark.skipif(not SCREEN_LEVELS, reason="this CPU has no AVX512-VNNI")
 
 
 def same_as_plain(
     queries: np.ndarray, items: np.ndarray, k: int, *, min_screened: float = 0.0, **options: object
 ) -> recbatch.TopKResult:
-    """Searches at avx512 and avx512_vnni; asserts identical results and returns them."""
+    """Searches at avx512 and every screening level; asserts identical results, returns one."""
     index = recbatch.ItemIndex(items)
     plain = index.search(queries, k, simd="avx512", **options)  # type: ignore[arg-type]
-    _core.screen_stats(reset=True)
-    screened = index.search(queries, k, simd="avx512_vnni", **options)  # type: ignore[arg-type]
-    stats = _core.screen_stats(reset=True)
-    np.testing.assert_array_equal(screened.indices, plain.indices)
-    np.testing.assert_array_equal(screened.scores, plain.scores)
-    if min_screened:
-        # The screening pass really ran and really skipped items.
-        assert stats["screened_queries"] >= min_screened * len(queries)
-        assert stats["candidates"] < len(queries) * index.n_items
+    for level in SCREEN_LEVELS:
+        _core.screen_stats(reset=True)
+        screened = index.search(queries, k, simd=level, **options)  # type: ignore[arg-type]
+        stats = _core.screen_stats(reset=True)
+        np.testing.assert_array_equal(screened.indices, plain.indices, err_msg=level)
+        np.testing.assert_array_equal(screened.scores, plain.scores, err_msg=level)
+        if min_screened:
+            # The screening pass really ran and really skipped items.
+            assert stats["screened_queries"] >= min_screened * len(queries), level
+            assert stats["candidates"] < len(queries) * index.n_items, level
     return screened
 
 
@@ -46,7 +48,7 @@ def gaussian(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
     return rng.standard_normal((rows, dim)).astype(np.float32)
 
 
-@pytest.mark.parametrize("dim", [1, 2, 3, 5, 7, 17, 63, 64, 65, 129, 300])
+@pytest.mark.parametrize("dim", [1, 2, 3, 5, 7, 17, 63, 64, 65, 100, 128, 129, 192, 300])
 def test_identical_for_odd_dims(dim: int, rng: np.random.Generator) -> None:
     queries, items = gaussian(rng, 37, dim), gaussian(rng, 5000, dim)
     result = same_as_plain(queries, items, 10, threads=2, min_screened=1.0)
@@ -156,13 +158,14 @@ def test_logsumexp_turns_screening_off(rng: np.random.Generator) -> None:
     queries, items = gaussian(rng, 30, 16), gaussian(rng, 3000, 16)
     index = recbatch.ItemIndex(items)
     plain = index.search(queries, 10, simd="avx512", logsumexp=True)
-    _core.screen_stats(reset=True)
-    screened = index.search(queries, 10, simd="avx512_vnni", logsumexp=True)
-    assert _core.screen_stats(reset=True)["screened_queries"] == 0
-    np.testing.assert_array_equal(screened.indices, plain.indices)
-    np.testing.assert_array_equal(screened.scores, plain.scores)
-    assert screened.logsumexp is not None and plain.logsumexp is not None
-    np.testing.assert_array_equal(screened.logsumexp, plain.logsumexp)
+    for level in SCREEN_LEVELS:
+        _core.screen_stats(reset=True)
+        screened = index.search(queries, 10, simd=level, logsumexp=True)
+        assert _core.screen_stats(reset=True)["screened_queries"] == 0
+        np.testing.assert_array_equal(screened.indices, plain.indices)
+        np.testing.assert_array_equal(screened.scores, plain.scores)
+        assert screened.logsumexp is not None and plain.logsumexp is not None
+        np.testing.assert_array_equal(screened.logsumexp, plain.logsumexp)
 
 
 @settings(max_examples=60, deadline=None)

@@ -107,5 +107,7 @@ using ScoreBlocksFn = void (*)(std::size_t, const float* const*, const float* co
                                std::uint32_t*);
 
 namespace avx512_vnni { void screen_tile(const ScreenJob& job); }
+// The same pass on the AMX tile unit: the same int32 dot products, so the same flags.
+namespace amx_int8 { void screen_tile(const ScreenJob& job); }
 
 }  // namespace recbatch::kernels

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include "kernels/score_tile.hpp"
+#include "kernels/screen_test_avx512.hpp"
 
 namespace recbatch::kernels::avx512_vnni {
 namespace {
@@ -56,27 +57,13 @@ void screen_chunk(const ScreenJob& job, std::size_t row0, std::size_t blk) {
             acc[r][1] = dpbusd(acc[r][1], qv, hi);
         }
     }
-    // Integer thresholds of all R rows at once, each rounding towards a smaller threshold.
-    constexpr int kUp = _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC, kDown = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
-    const __mmask16 lanes = static_cast<__mmask16>((1u << R) - 1u);
-    const __m512 a = _mm512_maskz_loadu_ps(lanes, job.a + row0), b = _mm512_maskz_loadu_ps(lanes, job.b + row0);
-    const __m512 t = _mm512_maskz_loadu_ps(lanes, job.t + row0);
-    const __m512 slack = _mm512_fmadd_round_ps(a, _mm512_set1_ps(job.norm[blk]),
-                                               _mm512_mul_round_ps(b, _mm512_set1_ps(job.residual[blk]), kUp), kUp);
-    const __m512 lower = _mm512_div_round_ps(_mm512_sub_round_ps(t, slack, kDown), _mm512_set1_ps(job.scale[blk]), kDown);
     alignas(64) std::int32_t thresholds[16];
-    _mm512_store_si512(thresholds, _mm512_cvt_roundps_epi32(lower, kDown));  // out of range: INT_MIN
+    block_thresholds(job, row0, R, blk, thresholds);
     std::uint32_t any = 0;
 #pragma GCC unroll 12
-    for (int r = 0; r < R; ++r) {
-        const std::size_t row = row0 + r;
-        const __m512i thr = _mm512_set1_epi32(thresholds[r]);
-        const std::uint32_t keep = static_cast<std::uint32_t>(_mm512_cmpge_epi32_mask(acc[r][0], thr)) |
-                                   (static_cast<std::uint32_t>(_mm512_cmpge_epi32_mask(acc[r][1], thr)) << 16);
-        const std::uint32_t flagged = keep & job.eligible[row * n_blocks + blk];
-        job.candidates[row * n_blocks + blk] = flagged;
-        any |= static_cast<std::uint32_t>(flagged != 0) << row;
-    }
+    for (int r = 0; r < R; ++r)
+        any |= static_cast<std::uint32_t>(flag_row(job, row0 + r, blk, acc[r][0], acc[r][1], thresholds[r]) != 0)
+               << (row0 + r);
     job.block_rows[blk] |= any;
 }
 
