@@ -49,7 +49,7 @@ def main() -> None:
         levels = args.levels.split(",")
     else:
         best = recbatch.simd_level()
-        levels = [best] + (["avx512"] if best == "avx512_vnni" else [])
+        levels = [best] + (["avx512"] if best in ("avx512_vnni", "amx_int8") else [])
 
     variants: dict[str, dict[str, object]] = {
         "plain": {},

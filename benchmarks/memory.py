@@ -346,7 +346,7 @@ def main() -> None:
         if unknown:
             raise SystemExit(f"unknown case(s) {unknown}; choose from {[c.name for c in cases]}")
         cases = [c for c in cases if c.name in wanted]
-    with_int8 = "avx512_vnni" in recbatch.available_simd_levels()
+    with_int8 = "avx512_vnni" in recbatch.available_simd_levels()  # amx_int8 implies it
 
     bullet = "- " if args.markdown else ""
     print(f"{bullet}command: `{shlex.join([Path(sys.executable).name, *sys.argv])}`")

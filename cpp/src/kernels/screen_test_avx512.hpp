@@ -30,8 +30,8 @@ inline void block_thresholds(const ScreenJob& job, std::size_t row0, std::size_t
 inline std::uint32_t flag_row(const ScreenJob& job, std::size_t row, std::size_t blk, __m512i lo, __m512i hi,
                               std::int32_t thr) {
     const __m512i threshold = _mm512_set1_epi32(thr);
-    const std::uint32_t keep = static_cast<std::uint32_t>(_mm512_cmpge_epi32_mask(lo, threshold)) |
-                               (static_cast<std::uint32_t>(_mm512_cmpge_epi32_mask(hi, threshold)) << 16);
+    const std::uint32_t keep =
+        _cvtmask32_u32(_mm512_kunpackw(_mm512_cmpge_epi32_mask(hi, threshold), _mm512_cmpge_epi32_mask(lo, threshold)));
     const std::uint32_t flagged = keep & job.eligible[row * job.n_blocks + blk];
     job.candidates[row * job.n_blocks + blk] = flagged;
     return flagged;

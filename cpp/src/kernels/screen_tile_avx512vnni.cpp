@@ -34,7 +34,7 @@ template <int R>
 void screen_chunk(const ScreenJob& job, std::size_t row0, std::size_t blk) {
     const std::uint8_t* q[R];
     for (int r = 0; r < R; ++r) q[r] = job.queries[row0 + r];
-    const std::size_t groups = job.dim_groups, n_blocks = job.n_blocks;
+    const std::size_t groups = job.dim_groups;
     const std::int8_t* const panel = job.panels + blk * groups * 4 * kBlock;
     const std::size_t item = blk * kBlock;
     const __m512i off_lo = _mm512_loadu_si512(job.offset + item);
