@@ -66,7 +66,8 @@ def main() -> None:
             print(
                 f"  {level} {seconds:.3f}s ({gflop / seconds:.0f}), speed-up {t_plain / seconds:.2f}x, "
                 f"identical={identical}, flagged/query={stats[level]['candidates'] / n:.0f}, "
-                f"rescored blocks/query={stats[level]['rescored_blocks'] / n:.1f} of {(m + 31) // 32}",
+                f"rescored blocks/query={stats[level]['rescored_blocks'] / n:.1f} of {(m + 31) // 32}"
+                f" (and items one by one {stats[level]['rescored_items'] / n:.0f})",
                 flush=True,
             )
 

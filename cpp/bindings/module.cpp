@@ -194,6 +194,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
             d["screened_queries"] = take(screen_stats.screened_queries);
             d["candidates"] = take(screen_stats.candidates);
             d["rescored_blocks"] = take(screen_stats.rescored_blocks);
+            d["rescored_items"] = take(screen_stats.rescored_items);
             return d;
         },
         py::arg("reset") = false,

@@ -64,9 +64,16 @@ kernels::ScreenTileFn screen_kernel(SimdLevel level) {
 }
 #ifdef RECBATCH_X86_64
 constexpr kernels::ScoreBlocksFn kScoreBlocks = kernels::avx512::score_blocks;
+constexpr kernels::ScoreItemsFn kScoreItems = kernels::avx512::score_items;
 #else
 constexpr kernels::ScoreBlocksFn kScoreBlocks = nullptr;
+constexpr kernels::ScoreItemsFn kScoreItems = nullptr;
 #endif
+
+// A screened block with at most this many candidates for a row is rescored item by item
+// (score_items: one FMA chain per item) rather than as a whole block (32 chains, and all of
+// the block's float bytes, most of them for items that cannot make the top k).
+constexpr std::uint64_t kItemwiseAtMost = 2;
 
 // The largest catalogue (in 32-item blocks) whose exclusions go into per-row bitmaps.
 constexpr std::size_t kBitmapBlocks = 1024;
@@ -145,6 +152,10 @@ struct Scratch {
     std::vector<std::uint32_t> pair_row, pair_block, pair_above;
     std::vector<const float*> pair_query, pair_panel;
     std::vector<float> pair_threshold;
+    // Flagged items rescored one by one: row, position in the tile, query, item column, score.
+    std::vector<std::uint32_t> item_row, item_position;
+    std::vector<const float*> item_query, item_column;
+    std::vector<float> item_score;
 };
 
 }  // namespace
@@ -231,8 +242,12 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             s.pair_query.resize(kMaxRows * tile_blocks);
             s.pair_panel.resize(kMaxRows * tile_blocks);
             s.pair_threshold.resize(kMaxRows * tile_blocks);
+            for (auto* v : {&s.item_row, &s.item_position}) v->resize(kMaxRows * tile_blocks * kItemwiseAtMost);
+            s.item_query.resize(kMaxRows * tile_blocks * kItemwiseAtMost);
+            s.item_column.resize(kMaxRows * tile_blocks * kItemwiseAtMost);
+            s.item_score.resize(kMaxRows * tile_blocks * kItemwiseAtMost);
         }
-        std::uint64_t task_candidates = 0, task_rescored = 0;
+        std::uint64_t task_candidates = 0, task_rescored = 0, task_items = 0;
         std::vector<TopKHeap> heaps;
         heaps.reserve(rows);
         for (std::size_t r = 0; r < rows; ++r) {
@@ -370,11 +385,24 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     const std::uint32_t* const eligible_words = s.eligible.data();
                     const float* const panels = items.panels() + tile * items.block_floats();
                     const std::size_t block_floats = items.block_floats();
-                    std::size_t pairs = 0;
+                    std::size_t pairs = 0, singles = 0;
                     for (std::size_t b = 0; b < blocks; ++b) {
                         for (std::uint32_t rows_left = s.block_rows[b]; rows_left != 0; rows_left &= rows_left - 1) {
                             const std::size_t r = static_cast<std::size_t>(__builtin_ctz(rows_left));
-                            task_candidates += bit_count(flags[r * blocks + b]);
+                            const std::uint32_t found = flags[r * blocks + b];
+                            const std::uint64_t count = bit_count(found);
+                            task_candidates += count;
+                            if (count <= kItemwiseAtMost) {
+                                for (std::uint32_t bits = found; bits != 0; bits &= bits - 1) {
+                                    const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
+                                    s.item_row[singles] = static_cast<std::uint32_t>(r);
+                                    s.item_position[singles] = static_cast<std::uint32_t>(b * kBlockItems + j);
+                                    s.item_query[singles] = s.rows[r];
+                                    s.item_column[singles] = panels + b * block_floats + j;
+                                    ++singles;
+                                }
+                                continue;
+                            }
                             s.pair_row[pairs] = static_cast<std::uint32_t>(r);
                             s.pair_block[pairs] = static_cast<std::uint32_t>(b);
                             s.pair_query[pairs] = s.rows[r];
@@ -384,6 +412,13 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                         }
                     }
                     task_rescored += pairs;
+                    task_items += singles;
+                    kScoreItems(singles, s.item_query.data(), s.item_column.data(), dim, s.item_score.data());
+                    for (std::size_t i = 0; i < singles; ++i) {
+                        const std::size_t r = s.item_row[i];
+                        if (s.item_score[i] >= s.thresholds[r])
+                            heaps[group + r].push(s.item_score[i], items.item_at(tile * kBlockItems + s.item_position[i]));
+                    }
                     kScoreBlocks(pairs, s.pair_query.data(), s.pair_panel.data(), s.pair_threshold.data(), dim,
                                  s.scores.data(), s.pair_above.data());
                     for (std::size_t i = 0; i < pairs; ++i) {
@@ -447,6 +482,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         if (options.stats != nullptr && screen) {
             options.stats->candidates.fetch_add(task_candidates, std::memory_order_relaxed);
             options.stats->rescored_blocks.fetch_add(task_rescored, std::memory_order_relaxed);
+            options.stats->rescored_items.fetch_add(task_items, std::memory_order_relaxed);
             if (range == 0) options.stats->screened_queries.fetch_add(rows, std::memory_order_relaxed);
         }
         for (std::size_t r = 0; r < rows; ++r) {

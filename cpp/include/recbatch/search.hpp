@@ -40,6 +40,7 @@ struct ScreenStats {
     std::atomic<std::uint64_t> screened_queries{0};  // queries that went through screening
     std::atomic<std::uint64_t> candidates{0};        // (query, item) pairs flagged
     std::atomic<std::uint64_t> rescored_blocks{0};   // (query, 32-item block) pairs rescored in float32
+    std::atomic<std::uint64_t> rescored_items{0};    // (query, item) pairs rescored one by one instead
 };
 
 struct SearchOptions {

@@ -71,6 +71,11 @@ std::uint32_t score_block(const float* query, const float* panel, std::size_t di
 // pair i's 32 scores go to out + 32 i, its candidate bits to above[i].
 void score_blocks(std::size_t n, const float* const* queries, const float* const* panels, const float* thresholds,
                   std::size_t dim, float* out, std::uint32_t* above);
+// One item's score for n (query, item) pairs, bit for bit score_tile's: pair i's item is lane
+// j of a block, columns[i] = panel + j (so its value at dimension d is columns[i][32 d]).
+// For blocks where screening leaves one or two candidates, cheaper than score_blocks.
+void score_items(std::size_t n, const float* const* queries, const float* const* columns, std::size_t dim,
+                 float* out);
 }  // namespace avx512
 
 // The int8 screening pass (PackedItems' int8 copy; bound and proof in screen_bound.cpp). Per row
@@ -105,6 +110,7 @@ struct ScreenJob {
 using ScreenTileFn = void (*)(const ScreenJob&);
 using ScoreBlocksFn = void (*)(std::size_t, const float* const*, const float* const*, const float*, std::size_t, float*,
                                std::uint32_t*);
+using ScoreItemsFn = void (*)(std::size_t, const float* const*, const float* const*, std::size_t, float*);
 
 namespace avx512_vnni { void screen_tile(const ScreenJob& job); }
 // The same pass on the AMX tile unit: the same int32 dot products, so the same flags.

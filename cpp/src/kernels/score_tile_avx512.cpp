@@ -216,6 +216,29 @@ void score_blocks(std::size_t n, const float* const* queries, const float* const
     }
 }
 
+void score_items(std::size_t n, const float* const* queries, const float* const* columns, std::size_t dim,
+                 float* out) {
+    // Eight independent chains, so the FMA latency hides behind the other seven; each chain is
+    // one lane of score_tile's accumulators: fma over d in order, from zero.
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const float* q[8];
+        const float* c[8];
+        float acc[8];
+        for (int u = 0; u < 8; ++u) q[u] = queries[i + u], c[u] = columns[i + u], acc[u] = 0.0f;
+        for (std::size_t d = 0; d < dim; ++d) {
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; ++u) acc[u] = __builtin_fmaf(q[u][d], c[u][d * kBlock], acc[u]);
+        }
+        for (int u = 0; u < 8; ++u) out[i + u] = acc[u];
+    }
+    for (; i < n; ++i) {
+        float acc = 0.0f;
+        for (std::size_t d = 0; d < dim; ++d) acc = __builtin_fmaf(queries[i][d], columns[i][d * kBlock], acc);
+        out[i] = acc;
+    }
+}
+
 template <bool Lse>
 void score_group(const TileJob& job, const float* lse_shift, float* lse_partial) {
     switch (job.n_rows) {
