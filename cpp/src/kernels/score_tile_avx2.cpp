@@ -7,6 +7,8 @@
 #include <math.h>
 
 #include "kernels/score_tile.hpp"
+#include "kernels/fused_logsumexp.hpp"
+#include "kernels/thinning.hpp"
 
 namespace recbatch::kernels::avx2 {
 namespace {
@@ -196,68 +198,48 @@ void update_logsumexp(const TileJob& job, std::size_t row) {
     job.lse_sum[row] += static_cast<double>(horizontal_sum(sum));
 }
 
+// This file's pieces of the one-pass log-sum-exp (fused_logsumexp.hpp).
+struct Isa {
+    static constexpr std::size_t kLanes = 8;
+    template <bool Lse>
+    static void score(const TileJob& job, const float* shift, float* partial) {
+        score_all_rows<Lse>(job, shift, partial);
+    }
+    static double lane_sum(const float* lanes) { return static_cast<double>(horizontal_sum(_mm256_load_ps(lanes))); }
+    static void two_pass(const TileJob& job, std::size_t row) { update_logsumexp(job, row); }
+};
+
+// A block's 32 lanes as four vectors, for the thinning skeletons (thinning.hpp).
+struct Lanes {
+    __m256 v[4];
+    static Lanes lowest() {
+        Lanes lanes;
+        for (auto& x : lanes.v) x = _mm256_set1_ps(-INFINITY);
+        return lanes;
+    }
+    void take_max(const float* block) {
+        for (int i = 0; i < 4; ++i) v[i] = _mm256_max_ps(v[i], _mm256_loadu_ps(block + 8 * i));
+    }
+    void store(float* out) const {
+        for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + 8 * i, v[i]);
+    }
+    static std::uint32_t at_least(const float* block, float bound) {
+        const __m256 b = _mm256_set1_ps(bound);
+        std::uint32_t keep = 0;
+        for (int i = 0; i < 4; ++i) {
+            const __m256 at_least = _mm256_cmp_ps(_mm256_loadu_ps(block + 8 * i), b, _CMP_GE_OQ);
+            keep |= static_cast<std::uint32_t>(_mm256_movemask_ps(at_least)) << (8 * i);
+        }
+        return keep;
+    }
+};
+
 }  // namespace
 
-// The log-sum-exp in one pass, as in the AVX-512 kernel: exponentials against each row's
-// running maximum M from earlier tiles, in the epilogue; a non-finite tile sum, or a group
-// with a row that has no M yet, takes the exact two-pass update_logsumexp from the stored
-// scores. t = s log2(e) - round(M log2(e)); the factor exp(M - ln2 round(M log2(e))) is
-// applied in double.
-void score_tile(const TileJob& job) {
-    if (job.lse_max == nullptr) return score_all_rows<false>(job, nullptr, nullptr);
-    bool fused = true;
-    for (std::size_t r = 0; r < job.n_rows; ++r) fused = fused && job.lse_max[r] > -INFINITY;
-    if (!fused) {
-        score_all_rows<false>(job, nullptr, nullptr);
-        for (std::size_t r = 0; r < job.n_rows; ++r) update_logsumexp(job, r);
-        return;
-    }
-    alignas(32) float partial[kMaxRows * 8] = {};
-    float shift[kMaxRows];
-    for (std::size_t r = 0; r < job.n_rows; ++r) shift[r] = job.lse_max[r] * 1.44269504088896341f;
-    score_all_rows<true>(job, shift, partial);
-    for (std::size_t r = 0; r < job.n_rows; ++r) {
-        const double sum = static_cast<double>(horizontal_sum(_mm256_load_ps(partial + 8 * r)));
-        if (__builtin_isfinite(sum))
-            job.lse_sum[r] += sum * exp(0.69314718055994531 * static_cast<double>(shift[r]) -
-                                        static_cast<double>(job.lse_max[r]));
-        else
-            update_logsumexp(job, r);
-    }
-}
+void score_tile(const TileJob& job) { score_tile_with<Isa>(job); }
 
-void lane_maxima(const TileJob& job, float* out) {
-    for (std::size_t r = 0; r < job.n_rows; ++r) {
-        __m256 lanes[4];
-        for (auto& v : lanes) v = _mm256_set1_ps(-INFINITY);
-        const std::uint32_t* candidates = job.candidates + r * job.n_blocks;
-        const std::uint64_t* flagged = job.flagged + r * job.flag_words;
-        for (std::size_t b = 0; job.thresholds[r] == -INFINITY && b < job.n_blocks; ++b) {
-            if (((flagged[b / 64] >> (b % 64)) & 1u) == 0 || candidates[b] != ~std::uint32_t{0}) continue;
-            const float* block = job.scores + (r * job.n_blocks + b) * kBlock;
-            for (int i = 0; i < 4; ++i) lanes[i] = _mm256_max_ps(lanes[i], _mm256_loadu_ps(block + 8 * i));
-        }
-        for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + r * kBlock + 8 * i, lanes[i]);
-    }
-}
+void lane_maxima(const TileJob& job, float* out) { lane_maxima_with<Lanes>(job, out); }
 
-void keep_at_least(const TileJob& job, const float* bounds) {
-    for (std::size_t r = 0; r < job.n_rows; ++r) {
-        if (!(bounds[r] > -INFINITY)) continue;
-        const __m256 bound = _mm256_set1_ps(bounds[r]);
-        std::uint32_t* candidates = job.candidates + r * job.n_blocks;
-        const std::uint64_t* flagged = job.flagged + r * job.flag_words;
-        for (std::size_t b = 0; b < job.n_blocks; ++b) {
-            if (((flagged[b / 64] >> (b % 64)) & 1u) == 0) continue;
-            const float* block = job.scores + (r * job.n_blocks + b) * kBlock;
-            std::uint32_t keep = 0;
-            for (int i = 0; i < 4; ++i)
-                keep |= static_cast<std::uint32_t>(
-                            _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(block + 8 * i), bound, _CMP_GE_OQ)))
-                        << (8 * i);
-            candidates[b] &= keep;
-        }
-    }
-}
+void keep_at_least(const TileJob& job, const float* bounds) { keep_at_least_with<Lanes>(job, bounds); }
 
 }  // namespace recbatch::kernels::avx2

@@ -7,6 +7,8 @@
 #include <math.h>
 
 #include "kernels/score_tile.hpp"
+#include "kernels/fused_logsumexp.hpp"
+#include "kernels/thinning.hpp"
 
 namespace recbatch::kernels::avx512 {
 namespace {
@@ -150,6 +152,25 @@ void update_logsumexp(const TileJob& job, std::size_t row) {
     job.lse_sum[row] += static_cast<double>(_mm512_reduce_add_ps(sum));
 }
 
+// A block's 32 lanes as two vectors, for the thinning skeletons (thinning.hpp).
+struct Lanes {
+    __m512 lo, hi;
+    static Lanes lowest() { return {_mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY)}; }
+    void take_max(const float* block) {
+        lo = _mm512_max_ps(lo, _mm512_loadu_ps(block));
+        hi = _mm512_max_ps(hi, _mm512_loadu_ps(block + 16));
+    }
+    void store(float* out) const {
+        _mm512_storeu_ps(out, lo);
+        _mm512_storeu_ps(out + 16, hi);
+    }
+    static std::uint32_t at_least(const float* block, float bound) {
+        const __m512 b = _mm512_set1_ps(bound);
+        return static_cast<std::uint32_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(block), b, _CMP_GE_OQ)) |
+               (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(block + 16), b, _CMP_GE_OQ)) << 16);
+    }
+};
+
 }  // namespace
 
 std::uint32_t score_block(const float* query, const float* panel, std::size_t dim, float threshold, float* out) {
@@ -257,68 +278,25 @@ void score_group(const TileJob& job, const float* lse_shift, float* lse_partial)
     }
 }
 
-// The log-sum-exp in one pass: every row's exponentials are taken against its running maximum
-// from earlier tiles, M (fixed for the tile), inside the micro-kernel's epilogue, so scores
-// above M are fine up to M + 88 (a float32 exp overflows beyond). A row whose tile sum comes
-// out non-finite (a score that much above M, or a NaN) is redone by the two-pass
-// update_logsumexp from the stored scores, which moves M to the tile's maximum; so does every
-// row while some row of the group has no M yet (its first eligible tile, which is small: tiles
-// start at about k items). The scaled exponent t = s log2(e) - round(M log2(e)) uses a rounded
-// shift; the exact factor exp(M - ln2 round(M log2(e))) is applied in double.
-void score_tile(const TileJob& job) {
-    if (job.lse_max == nullptr) return score_group<false>(job, nullptr, nullptr);
-    bool fused = true;
-    for (std::size_t r = 0; r < job.n_rows; ++r) fused = fused && job.lse_max[r] > -INFINITY;
-    if (!fused) {
-        score_group<false>(job, nullptr, nullptr);
-        for (std::size_t r = 0; r < job.n_rows; ++r) update_logsumexp(job, r);
-        return;
-    }
-    alignas(64) float partial[kMaxRows * 16] = {};
-    float shift[kMaxRows];
-    for (std::size_t r = 0; r < job.n_rows; ++r) shift[r] = job.lse_max[r] * 1.44269504088896341f;
-    score_group<true>(job, shift, partial);
-    for (std::size_t r = 0; r < job.n_rows; ++r) {
-        const double sum = static_cast<double>(_mm512_reduce_add_ps(_mm512_load_ps(partial + 16 * r)));
-        if (__builtin_isfinite(sum))
-            job.lse_sum[r] += sum * exp(0.69314718055994531 * static_cast<double>(shift[r]) -
-                                              static_cast<double>(job.lse_max[r]));
-        else
-            update_logsumexp(job, r);
-    }
-}
+namespace {
 
-void lane_maxima(const TileJob& job, float* out) {
-    for (std::size_t r = 0; r < job.n_rows; ++r) {
-        __m512 lo = _mm512_set1_ps(-INFINITY), hi = lo;
-        const std::uint32_t* candidates = job.candidates + r * job.n_blocks;
-        const std::uint64_t* flagged = job.flagged + r * job.flag_words;
-        for (std::size_t b = 0; job.thresholds[r] == -INFINITY && b < job.n_blocks; ++b) {
-            if (((flagged[b / 64] >> (b % 64)) & 1u) == 0 || candidates[b] != ~std::uint32_t{0}) continue;
-            const float* block = job.scores + (r * job.n_blocks + b) * kBlock;
-            lo = _mm512_max_ps(lo, _mm512_loadu_ps(block));
-            hi = _mm512_max_ps(hi, _mm512_loadu_ps(block + 16));
-        }
-        _mm512_storeu_ps(out + r * kBlock, lo);
-        _mm512_storeu_ps(out + r * kBlock + 16, hi);
+// This file's pieces of the one-pass log-sum-exp (fused_logsumexp.hpp).
+struct Isa {
+    static constexpr std::size_t kLanes = 16;
+    template <bool Lse>
+    static void score(const TileJob& job, const float* shift, float* partial) {
+        score_group<Lse>(job, shift, partial);
     }
-}
+    static double lane_sum(const float* lanes) { return static_cast<double>(_mm512_reduce_add_ps(_mm512_load_ps(lanes))); }
+    static void two_pass(const TileJob& job, std::size_t row) { update_logsumexp(job, row); }
+};
 
-void keep_at_least(const TileJob& job, const float* bounds) {
-    for (std::size_t r = 0; r < job.n_rows; ++r) {
-        if (!(bounds[r] > -INFINITY)) continue;
-        const __m512 bound = _mm512_set1_ps(bounds[r]);
-        std::uint32_t* candidates = job.candidates + r * job.n_blocks;
-        const std::uint64_t* flagged = job.flagged + r * job.flag_words;
-        for (std::size_t b = 0; b < job.n_blocks; ++b) {
-            if (((flagged[b / 64] >> (b % 64)) & 1u) == 0) continue;
-            const float* block = job.scores + (r * job.n_blocks + b) * kBlock;
-            const std::uint32_t keep =
-                static_cast<std::uint32_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(block), bound, _CMP_GE_OQ)) |
-                (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(block + 16), bound, _CMP_GE_OQ)) << 16);
-            candidates[b] &= keep;
-        }
-    }
-}
+}  // namespace
+
+void score_tile(const TileJob& job) { score_tile_with<Isa>(job); }
+
+void lane_maxima(const TileJob& job, float* out) { lane_maxima_with<Lanes>(job, out); }
+
+void keep_at_least(const TileJob& job, const float* bounds) { keep_at_least_with<Lanes>(job, bounds); }
 
 }  // namespace recbatch::kernels::avx512

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/score_tile.hpp"
+#include "kernels/thinning.hpp"
 
 namespace recbatch::kernels::scalar {
 namespace {
@@ -19,6 +20,27 @@ void score_row_block(const float* query, const float* panel, std::size_t dim, fl
     }
     for (std::size_t j = 0; j < kBlock; ++j) out[j] = acc[j];
 }
+
+// A block's 32 lanes, for the thinning skeletons (thinning.hpp).
+struct Lanes {
+    float v[kBlock];
+    static Lanes lowest() {
+        Lanes lanes;
+        for (float& x : lanes.v) x = -INFINITY;
+        return lanes;
+    }
+    void take_max(const float* block) {
+        for (std::size_t j = 0; j < kBlock; ++j) v[j] = std::fmax(v[j], block[j]);
+    }
+    void store(float* out) const {
+        for (std::size_t j = 0; j < kBlock; ++j) out[j] = v[j];
+    }
+    static std::uint32_t at_least(const float* block, float bound) {
+        std::uint32_t keep = 0;
+        for (std::size_t j = 0; j < kBlock; ++j) keep |= static_cast<std::uint32_t>(block[j] >= bound) << j;
+        return keep;
+    }
+};
 
 }  // namespace
 
@@ -57,34 +79,8 @@ void score_tile(const TileJob& job) {
     }
 }
 
-void lane_maxima(const TileJob& job, float* out) {
-    for (std::size_t r = 0; r < job.n_rows; ++r) {
-        float* lanes = out + r * kBlock;
-        for (std::size_t j = 0; j < kBlock; ++j) lanes[j] = -INFINITY;
-        if (!(job.thresholds[r] == -INFINITY)) continue;
-        const std::uint32_t* candidates = job.candidates + r * job.n_blocks;
-        const std::uint64_t* flagged = job.flagged + r * job.flag_words;
-        for (std::size_t b = 0; b < job.n_blocks; ++b) {
-            if (((flagged[b / 64] >> (b % 64)) & 1u) == 0 || candidates[b] != ~std::uint32_t{0}) continue;
-            const float* block = job.scores + (r * job.n_blocks + b) * kBlock;
-            for (std::size_t j = 0; j < kBlock; ++j) lanes[j] = std::fmax(lanes[j], block[j]);
-        }
-    }
-}
+void lane_maxima(const TileJob& job, float* out) { lane_maxima_with<Lanes>(job, out); }
 
-void keep_at_least(const TileJob& job, const float* bounds) {
-    for (std::size_t r = 0; r < job.n_rows; ++r) {
-        if (!(bounds[r] > -INFINITY)) continue;
-        std::uint32_t* candidates = job.candidates + r * job.n_blocks;
-        const std::uint64_t* flagged = job.flagged + r * job.flag_words;
-        for (std::size_t b = 0; b < job.n_blocks; ++b) {
-            if (((flagged[b / 64] >> (b % 64)) & 1u) == 0) continue;
-            const float* block = job.scores + (r * job.n_blocks + b) * kBlock;
-            std::uint32_t keep = 0;
-            for (std::size_t j = 0; j < kBlock; ++j) keep |= static_cast<std::uint32_t>(block[j] >= bounds[r]) << j;
-            candidates[b] &= keep;
-        }
-    }
-}
+void keep_at_least(const TileJob& job, const float* bounds) { keep_at_least_with<Lanes>(job, bounds); }
 
 }  // namespace recbatch::kernels::scalar
