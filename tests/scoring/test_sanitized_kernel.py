@@ -49,7 +49,7 @@ def test_kernel_under_address_and_ub_sanitizers(tmp_path: Path) -> None:
         [tool("cmake"), "--build", str(build), "-j2"], check=True, capture_output=True, timeout=900
     )
     # test_screen_kernels exists where the compiler knows the AMX instructions.
-    tests = ["test_search", "test_task_shape"] + (
+    tests = ["test_search", "test_task_shape", "test_score_tile_lse"] + (
         ["test_screen_kernels"] if (build / "test_screen_kernels").exists() else []
     )
     for test in tests:

@@ -58,7 +58,7 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
     std::uint32_t* const candidates = job.candidates;
     std::uint64_t* const flagged = job.flagged;
     const std::size_t flag_words = job.flag_words;
-    const bool store_all = job.lse_max != nullptr;  // the log-sum-exp rereads every score
+    const bool store_all = !Lse && job.lse_max != nullptr;  // the two-pass log-sum-exp rereads every score
     // The prefetch stretch (see TileJob), a few lines per block, issued by the first sub-group.
     const char* const ahead = reinterpret_cast<const char*>(job.prefetch);
     const std::size_t ahead_lines = row0 == 0 ? job.prefetch_floats / 16 : 0;

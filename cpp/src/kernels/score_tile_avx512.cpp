@@ -48,7 +48,8 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
     std::uint32_t* const candidates = job.candidates;
     std::uint64_t* const flagged = job.flagged;
     const std::size_t flag_words = job.flag_words;
-    const bool store_all = job.lse_max != nullptr;
+    // Only the two-pass log-sum-exp rereads every score; the fused one keeps them in registers.
+    const bool store_all = !Lse && job.lse_max != nullptr;
     // The prefetch stretch, spread evenly over the blocks: a few lines per block.
     const char* const ahead = reinterpret_cast<const char*>(job.prefetch);
     const std::size_t ahead_lines = job.prefetch_floats / 16, lines_per_block = (ahead_lines + n_blocks - 1) / n_blocks;
@@ -78,8 +79,7 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
             const __mmask16 hi = _mm512_cmp_ps_mask(acc[r][1], threshold, _CMP_GE_OQ);
             const std::uint32_t mask = eligible[row * n_blocks + b];
             // Once the top k has filled, most blocks hold no candidate: one mask test, and
-            // none of the stores (the log-sum-exp's two-pass path rereads every score, so it
-            // keeps them all).
+            // none of the stores.
             if (store_all) {
                 _mm512_storeu_ps(out, acc[r][0]);
                 _mm512_storeu_ps(out + 16, acc[r][1]);

@@ -1,0 +1,147 @@
+// Every float kernel's score_tile, called directly, on its log-sum-exp contract: after a call
+// each row's running (lse_max, lse_sum) must describe log(exp(M0) S0 + sum of exp(eligible
+// scores)), whichever way the kernel took: the fused one-pass sums against the running maximum,
+// the two-pass update of a row whose tile holds a score more than 88 above it (its sum
+// overflows), or the two-pass update of every row while some row has no maximum yet. The score
+// buffer starts full of stale values (1e30) that no path may read as scores, and the candidate
+// words and flags must be those of a tile without the log-sum-exp.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "kernels/score_tile.hpp"
+#include "recbatch/simd_level.hpp"
+
+namespace {
+
+using recbatch::SimdLevel;
+using recbatch::kernels::TileJob;
+constexpr std::size_t kBlock = 32;
+
+struct Aligned {  // packed panels are 64-byte aligned
+    explicit Aligned(std::size_t n) : data(static_cast<float*>(std::aligned_alloc(64, (n * 4 + 63) / 64 * 64))) {}
+    ~Aligned() { std::free(data); }
+    float* data;
+};
+
+std::size_t fused_rows = 0, overflow_rows = 0, unset_rows = 0;  // each path must be exercised
+
+int check(recbatch::kernels::ScoreTileFn score_tile, const char* level, std::mt19937& rng, std::size_t rows,
+          std::size_t blocks, std::size_t dim, bool one_row_unset) {
+    std::normal_distribution<float> normal;
+    std::uniform_real_distribution<double> uniform;
+    Aligned panels(blocks * dim * kBlock);
+    for (std::size_t i = 0; i < blocks * dim * kBlock; ++i) panels.data[i] = normal(rng);
+    std::vector<std::vector<float>> query(rows, std::vector<float>(dim));
+    std::vector<const float*> query_rows(rows);
+    for (std::size_t r = 0; r < rows; ++r) {
+        for (float& x : query[r]) x = normal(rng);
+        query_rows[r] = query[r].data();
+    }
+    // Reference scores in double.
+    std::vector<double> score(rows * blocks * kBlock, 0.0);
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t b = 0; b < blocks; ++b)
+            for (std::size_t j = 0; j < kBlock; ++j)
+                for (std::size_t d = 0; d < dim; ++d)
+                    score[(r * blocks + b) * kBlock + j] +=
+                        double(query[r][d]) * panels.data[(b * dim + d) * kBlock + j];
+    std::vector<std::uint32_t> eligible(rows * blocks);
+    for (auto& word : eligible) word = static_cast<std::uint32_t>(rng()) | static_cast<std::uint32_t>(rng());
+    eligible[0] = ~0u;  // at least one eligible item per row below
+    for (std::size_t r = 0; r < rows; ++r) eligible[r * blocks] |= 1u;
+    std::vector<float> thresholds(rows), lse_max(rows);
+    std::vector<double> lse_sum(rows), expected(rows);
+    for (std::size_t r = 0; r < rows; ++r) {
+        double top = -INFINITY;
+        for (std::size_t p = 0; p < blocks * kBlock; ++p)
+            if (eligible[r * blocks + p / kBlock] >> (p % kBlock) & 1u) top = std::max(top, score[r * blocks * kBlock + p]);
+        // A third of the rows start 100-300 below their tile's best (the fused sum overflows), the
+        // others within a few units of it; one row may have no running maximum yet.
+        const int kind = static_cast<int>(rng() % 3);
+        lse_max[r] = static_cast<float>(kind == 0 ? top - 100.0 - 200.0 * uniform(rng) : top + 6.0 * uniform(rng) - 3.0);
+        lse_sum[r] = 0.5 + uniform(rng);
+        if (one_row_unset && r == rows / 2) lse_max[r] = -INFINITY, lse_sum[r] = 0.0;
+        if (one_row_unset) ++unset_rows;
+        else ++(kind == 0 ? overflow_rows : fused_rows);
+        double sum = lse_sum[r] * std::exp(double(lse_max[r]) - top);
+        for (std::size_t p = 0; p < blocks * kBlock; ++p)
+            if (eligible[r * blocks + p / kBlock] >> (p % kBlock) & 1u) sum += std::exp(score[r * blocks * kBlock + p] - top);
+        expected[r] = top + std::log(sum);
+        thresholds[r] = static_cast<float>(top - 2.0 * uniform(rng));  // a few candidates per row
+    }
+    std::vector<float> scores(rows * blocks * kBlock, 1e30f);
+    std::vector<std::uint32_t> candidates(rows * blocks, 0);
+    const std::size_t flag_words = (blocks + 63) / 64;
+    std::vector<std::uint64_t> flagged(rows * flag_words, 0);
+    TileJob job{query_rows.data(), rows,           panels.data,  blocks,     dim,
+                thresholds.data(), eligible.data(), scores.data(), candidates.data(), flagged.data(),
+                flag_words,        lse_max.data(),  lse_sum.data()};
+    score_tile(job);
+    int failures = 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+        const double got = double(lse_max[r]) + std::log(lse_sum[r]);
+        // Float32 scores of a dot product of dim terms, exponentials to 2e-7: well inside 1e-4.
+        if (!(std::fabs(got - expected[r]) <= 1e-4 * std::max(1.0, std::fabs(expected[r])))) {
+            std::fprintf(stderr, "FAIL %s rows %zu blocks %zu dim %zu row %zu: lse %.9g, expected %.9g\n", level, rows,
+                         blocks, dim, r, got, expected[r]);
+            ++failures;
+        }
+        for (std::size_t b = 0; b < blocks; ++b) {
+            std::uint32_t want = 0, unsure = 0;
+            for (std::size_t j = 0; j < kBlock; ++j) {
+                const double s = score[(r * blocks + b) * kBlock + j];
+                if (std::fabs(s - thresholds[r]) < 1e-3) unsure |= 1u << j;  // rounding may go either way
+                if (s >= thresholds[r]) want |= 1u << j;
+            }
+            want &= eligible[r * blocks + b];
+            const bool flag = flagged[r * flag_words + b / 64] >> (b % 64) & 1u;
+            const std::uint32_t got_bits = flag ? candidates[r * blocks + b] : 0u;
+            if (((got_bits ^ want) & ~unsure) != 0) {
+                std::fprintf(stderr, "FAIL %s rows %zu blocks %zu dim %zu row %zu block %zu: candidates %08x, expected %08x\n",
+                             level, rows, blocks, dim, r, b, got_bits, want);
+                ++failures;
+            }
+        }
+    }
+    return failures;
+}
+
+}  // namespace
+
+int main() {
+    struct Kernel {
+        SimdLevel level;
+        const char* name;
+        recbatch::kernels::ScoreTileFn score_tile;
+    };
+    std::vector<Kernel> kernels = {{SimdLevel::scalar, "scalar", recbatch::kernels::scalar::score_tile}};
+#if defined(__x86_64__) || defined(_M_X64)
+    kernels.push_back({SimdLevel::avx2, "avx2", recbatch::kernels::avx2::score_tile});
+    kernels.push_back({SimdLevel::avx512, "avx512", recbatch::kernels::avx512::score_tile});
+#endif
+    std::mt19937 rng(11);
+    int failures = 0;
+    for (const Kernel& kernel : kernels) {
+        if (static_cast<int>(kernel.level) > static_cast<int>(recbatch::detected_simd_level())) {
+            std::printf("%s: not on this CPU, skipped\n", kernel.name);
+            continue;
+        }
+        for (int trial = 0; trial < 120; ++trial) {
+            const std::size_t rows = 1 + rng() % 12, blocks = 1 + rng() % 70, dim = 1 + rng() % 40;
+            failures += check(kernel.score_tile, kernel.name, rng, rows, blocks, dim, trial % 4 == 3);
+        }
+    }
+    if (fused_rows == 0 || overflow_rows == 0 || unset_rows == 0) {
+        std::fprintf(stderr, "FAIL not every path ran: fused %zu, overflow %zu, unset %zu\n", fused_rows, overflow_rows,
+                     unset_rows);
+        ++failures;
+    }
+    std::printf("rows: fused %zu, overflowing %zu, in groups with an unset row %zu\n", fused_rows, overflow_rows,
+                unset_rows);
+    std::printf("%d failed\n", failures);
+    return failures == 0 ? 0 : 1;
+}
