@@ -14,8 +14,6 @@
 // (with their shares of the peak), and search / bare kernel.
 // Gaussian queries and items of the workload's m, d, k (W1: 100,000 items, d 64, k 25; W2:
 // 1,000,000, 128, 100; W3: 20,000, 32, 10). Needs an AVX-512 CPU.
-#include <immintrin.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -26,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/intrinsics.hpp"  // <immintrin.h> without GCC 12's false warnings
 #include "kernels/score_tile.hpp"
 #include "recbatch/search.hpp"
 

@@ -3,9 +3,9 @@
 // Register blocking: 6 query rows x 16 items = 12 ymm accumulators, plus two item vectors
 // and one broadcast, within the 16 ymm registers; a 32-item block is done in two halves
 // and a 12-row group in two sub-groups.
-#include <immintrin.h>
 #include <math.h>
 
+#include "kernels/intrinsics.hpp"
 #include "kernels/score_tile.hpp"
 #include "kernels/fused_logsumexp.hpp"
 #include "kernels/thinning.hpp"

@@ -3,9 +3,9 @@
 // Register blocking: 12 query rows x 32 items = 24 zmm accumulators. Per dimension the
 // kernel loads the block's two 16-item vectors once and broadcasts each row's query value,
 // so 14 loads feed 24 FMAs and the FMA units, not the load ports, set the pace.
-#include <immintrin.h>
 #include <math.h>
 
+#include "kernels/intrinsics.hpp"
 #include "kernels/score_tile.hpp"
 #include "kernels/fused_logsumexp.hpp"
 #include "kernels/thinning.hpp"

@@ -4,8 +4,7 @@
 // instructions to the other's callers.
 #pragma once
 
-#include <immintrin.h>
-
+#include "kernels/intrinsics.hpp"
 #include "kernels/score_tile.hpp"
 
 namespace recbatch::kernels {

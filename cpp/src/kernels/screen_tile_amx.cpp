@@ -9,11 +9,11 @@
 // item tiles (items 0-15 and 16-31) load straight from them with a 128-byte row stride.
 // The sums are exact int32 like vpdpbusd's (the offsets are added after, which in wrapping
 // integer arithmetic gives the same bits), so both kernels flag the same items.
-#include <immintrin.h>
 
 #include <initializer_list>
 #include <vector>
 
+#include "kernels/intrinsics.hpp"
 #include "kernels/score_tile.hpp"
 #include "kernels/screen_test_avx512.hpp"
 

@@ -5,8 +5,8 @@
 // accumulators. Per group of 4 dimensions the kernel loads the block's two 64-byte vectors
 // (16 items x 4 signed bytes each) once and broadcasts each row's 4 unsigned query bytes,
 // so one vpdpbusd does the work of 4 float FMAs, on a quarter of the item bytes.
-#include <immintrin.h>
 
+#include "kernels/intrinsics.hpp"
 #include "kernels/score_tile.hpp"
 #include "kernels/screen_test_avx512.hpp"
 
