@@ -8,24 +8,17 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <random>
 #include <vector>
 
-#include "kernels/score_tile.hpp"
-#include "recbatch/simd_level.hpp"
+#include "float_kernels.hpp"
 
 namespace {
 
-using recbatch::SimdLevel;
 using recbatch::kernels::TileJob;
-constexpr std::size_t kBlock = 32;
-
-struct Aligned {  // packed panels are 64-byte aligned
-    explicit Aligned(std::size_t n) : data(static_cast<float*>(std::aligned_alloc(64, (n * 4 + 63) / 64 * 64))) {}
-    ~Aligned() { std::free(data); }
-    float* data;
-};
+using test_support::AlignedFloats;
+using test_support::FloatKernel;
+using test_support::kBlock;
 
 std::size_t fused_rows = 0, overflow_rows = 0, unset_rows = 0;  // each path must be exercised
 
@@ -33,7 +26,7 @@ int check(recbatch::kernels::ScoreTileFn score_tile, const char* level, std::mt1
           std::size_t blocks, std::size_t dim, bool one_row_unset) {
     std::normal_distribution<float> normal;
     std::uniform_real_distribution<double> uniform;
-    Aligned panels(blocks * dim * kBlock);
+    AlignedFloats panels(blocks * dim * kBlock);
     for (std::size_t i = 0; i < blocks * dim * kBlock; ++i) panels.data[i] = normal(rng);
     std::vector<std::vector<float>> query(rows, std::vector<float>(dim));
     std::vector<const float*> query_rows(rows);
@@ -113,20 +106,10 @@ int check(recbatch::kernels::ScoreTileFn score_tile, const char* level, std::mt1
 }  // namespace
 
 int main() {
-    struct Kernel {
-        SimdLevel level;
-        const char* name;
-        recbatch::kernels::ScoreTileFn score_tile;
-    };
-    std::vector<Kernel> kernels = {{SimdLevel::scalar, "scalar", recbatch::kernels::scalar::score_tile}};
-#if defined(__x86_64__) || defined(_M_X64)
-    kernels.push_back({SimdLevel::avx2, "avx2", recbatch::kernels::avx2::score_tile});
-    kernels.push_back({SimdLevel::avx512, "avx512", recbatch::kernels::avx512::score_tile});
-#endif
     std::mt19937 rng(11);
     int failures = 0;
-    for (const Kernel& kernel : kernels) {
-        if (static_cast<int>(kernel.level) > static_cast<int>(recbatch::detected_simd_level())) {
+    for (const FloatKernel& kernel : test_support::float_kernels()) {
+        if (!kernel.runs_here()) {
             std::printf("%s: not on this CPU, skipped\n", kernel.name);
             continue;
         }

@@ -42,8 +42,8 @@ using ScoreTileFn = void (*)(const TileJob& job);
 
 // Thinning an empty heap's first tile, where every eligible item is a candidate (its rows'
 // thresholds are -inf). lane_maxima writes, for each such row r, out[r * 32 + j] = the largest
-// score in lane j over the tile's blocks whose 32 items are all candidates (-inf where there
-// is none; other rows get -inf throughout). Lane j's maximum is one item, a different one for
+// score of a candidate in lane j over the tile's blocks (-inf where there is none; other rows
+// get -inf throughout). Lane j's maximum is one item, a different one for
 // each j, so the k-th largest of the 32 is a lower bound on the row's k-th best score (k <= 32).
 // keep_at_least then clears row r's candidate bits of scores below bounds[r] (-inf: none).
 using LaneMaximaFn = void (*)(const TileJob& job, float* out);

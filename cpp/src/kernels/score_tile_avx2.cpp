@@ -217,8 +217,10 @@ struct Lanes {
         for (auto& x : lanes.v) x = _mm256_set1_ps(-INFINITY);
         return lanes;
     }
-    void take_max(const float* block) {
-        for (int i = 0; i < 4; ++i) v[i] = _mm256_max_ps(v[i], _mm256_loadu_ps(block + 8 * i));
+    void take_max(const float* block, std::uint32_t lanes) {
+        for (int i = 0; i < 4; ++i)
+            v[i] = _mm256_blendv_ps(v[i], _mm256_max_ps(v[i], _mm256_loadu_ps(block + 8 * i)),
+                                    lane_mask(lanes >> (8 * i)));
     }
     void store(float* out) const {
         for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + 8 * i, v[i]);

@@ -156,9 +156,9 @@ void update_logsumexp(const TileJob& job, std::size_t row) {
 struct Lanes {
     __m512 lo, hi;
     static Lanes lowest() { return {_mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY)}; }
-    void take_max(const float* block) {
-        lo = _mm512_max_ps(lo, _mm512_loadu_ps(block));
-        hi = _mm512_max_ps(hi, _mm512_loadu_ps(block + 16));
+    void take_max(const float* block, std::uint32_t lanes) {
+        lo = _mm512_mask_max_ps(lo, static_cast<__mmask16>(lanes), lo, _mm512_loadu_ps(block));
+        hi = _mm512_mask_max_ps(hi, static_cast<__mmask16>(lanes >> 16), hi, _mm512_loadu_ps(block + 16));
     }
     void store(float* out) const {
         _mm512_storeu_ps(out, lo);

@@ -29,8 +29,9 @@ struct Lanes {
         for (float& x : lanes.v) x = -INFINITY;
         return lanes;
     }
-    void take_max(const float* block) {
-        for (std::size_t j = 0; j < kBlock; ++j) v[j] = std::fmax(v[j], block[j]);
+    void take_max(const float* block, std::uint32_t lanes) {
+        for (std::size_t j = 0; j < kBlock; ++j)
+            if ((lanes >> j) & 1u) v[j] = std::fmax(v[j], block[j]);
     }
     void store(float* out) const {
         for (std::size_t j = 0; j < kBlock; ++j) out[j] = v[j];

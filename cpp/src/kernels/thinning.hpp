@@ -2,7 +2,8 @@
 // score_tile.hpp), shared by the ISA files. Each file instantiates them with its own Lanes type,
 // which holds the intrinsics:
 //   static Lanes lowest();                       32 lanes of -inf
-//   void take_max(const float* block);           lane-wise maximum with a block's 32 scores
+//   void take_max(const float* block, std::uint32_t lanes);  lane-wise maximum with the block's
+//                                                scores in the lanes whose bit is set
 //   void store(float* out) const;                the 32 lanes
 //   static std::uint32_t at_least(const float* block, float bound);  bit j: block[j] >= bound
 // Everything here has internal linkage (an unnamed namespace, and each Lanes type lives in its
@@ -29,9 +30,11 @@ void lane_maxima_with(const TileJob& job, float* out) {
     for (std::size_t r = 0; r < job.n_rows; ++r) {
         Lanes lanes = Lanes::lowest();
         const std::uint32_t* candidates = job.candidates + r * job.n_blocks;
+        // Only candidates count (with no threshold yet: the eligible items), so that each lane's
+        // maximum is an item's that may enter the top k. Blocks without one hold stale scores.
         for (std::size_t b = 0; job.thresholds[r] == -INFINITY && b < job.n_blocks; ++b)
-            if (block_flagged(job, r, b) && candidates[b] == ~std::uint32_t{0})
-                lanes.take_max(job.scores + (r * job.n_blocks + b) * kBlockLanes);
+            if (block_flagged(job, r, b))
+                lanes.take_max(job.scores + (r * job.n_blocks + b) * kBlockLanes, candidates[b]);
         lanes.store(out + r * kBlockLanes);
     }
 }

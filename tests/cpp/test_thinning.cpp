@@ -1,0 +1,98 @@
+// Every float kernel's first-tile thinning (lane_maxima, keep_at_least; contract in score_tile.hpp),
+// called directly after score_tile on tiles whose rows have no threshold yet and whose items are
+// only partly eligible (as under an allow mask or exclusions): lane j's maximum must be the largest
+// score of an eligible item j over the blocks, whatever the other lanes of its block hold, and
+// keep_at_least must clear exactly the candidate bits of scores below each row's bound.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "float_kernels.hpp"
+
+namespace {
+
+using recbatch::kernels::TileJob;
+using test_support::AlignedFloats;
+using test_support::FloatKernel;
+using test_support::kBlock;
+
+std::size_t partial_blocks = 0;  // blocks with some but not all items eligible: the case at stake
+
+int check(const FloatKernel& kernel, std::mt19937& rng, std::size_t rows, std::size_t blocks, std::size_t dim) {
+    std::normal_distribution<float> normal;
+    AlignedFloats panels(blocks * dim * kBlock);
+    for (std::size_t i = 0; i < blocks * dim * kBlock; ++i) panels.data[i] = normal(rng);
+    std::vector<float> queries(rows * dim);
+    for (float& x : queries) x = normal(rng);
+    std::vector<const float*> query_rows(rows);
+    for (std::size_t r = 0; r < rows; ++r) query_rows[r] = queries.data() + r * dim;
+    // Each row keeps about half its items; some blocks keep all, some none.
+    std::vector<std::uint32_t> eligible(rows * blocks);
+    for (auto& word : eligible) {
+        const unsigned kind = rng() % 8;
+        word = kind == 0 ? ~0u : kind == 1 ? 0u : static_cast<std::uint32_t>(rng());
+        partial_blocks += word != 0u && word != ~0u ? 1 : 0;
+    }
+    std::vector<float> thresholds(rows, -INFINITY), scores(rows * blocks * kBlock, 1e30f);
+    std::vector<std::uint32_t> candidates(rows * blocks, 0);
+    const std::size_t flag_words = (blocks + 63) / 64;
+    std::vector<std::uint64_t> flagged(rows * flag_words, 0);
+    TileJob job{query_rows.data(), rows,           panels.data,     blocks, dim, thresholds.data(), eligible.data(),
+                scores.data(),     candidates.data(), flagged.data(), flag_words, nullptr,        nullptr};
+    kernel.score_tile(job);
+    std::vector<float> maxima(rows * kBlock);
+    kernel.lane_maxima(job, maxima.data());
+    int failures = 0;
+    std::vector<float> bounds(rows);
+    for (std::size_t r = 0; r < rows; ++r) {
+        for (std::size_t j = 0; j < kBlock; ++j) {
+            float want = -INFINITY;
+            for (std::size_t b = 0; b < blocks; ++b)
+                if ((eligible[r * blocks + b] >> j) & 1u) want = std::fmax(want, scores[(r * blocks + b) * kBlock + j]);
+            if (maxima[r * kBlock + j] != want) {
+                std::fprintf(stderr, "FAIL %s rows %zu blocks %zu dim %zu: row %zu lane %zu maximum %g, expected %g\n",
+                             kernel.name, rows, blocks, dim, r, j, maxima[r * kBlock + j], want);
+                ++failures;
+            }
+        }
+        bounds[r] = r % 3 == 0 ? -INFINITY : maxima[r * kBlock + rng() % kBlock];  // -inf: keep everything
+    }
+    const std::vector<std::uint32_t> before = candidates;
+    kernel.keep_at_least(job, bounds.data());
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t b = 0; b < blocks; ++b) {
+            if (eligible[r * blocks + b] == 0) continue;  // no candidate: the word is not the kernel's
+            std::uint32_t want = before[r * blocks + b];
+            for (std::size_t j = 0; j < kBlock; ++j)
+                if (!(scores[(r * blocks + b) * kBlock + j] >= bounds[r])) want &= ~(1u << j);
+            if (candidates[r * blocks + b] != want) {
+                std::fprintf(stderr, "FAIL %s keep_at_least row %zu block %zu: %08x, expected %08x\n", kernel.name, r, b,
+                             candidates[r * blocks + b], want);
+                ++failures;
+            }
+        }
+    return failures;
+}
+
+}  // namespace
+
+int main() {
+    std::mt19937 rng(5);
+    int failures = 0;
+    for (const FloatKernel& kernel : test_support::float_kernels()) {
+        if (!kernel.runs_here()) {
+            std::printf("%s: not on this CPU, skipped\n", kernel.name);
+            continue;
+        }
+        for (int trial = 0; trial < 100; ++trial)
+            failures += check(kernel, rng, 1 + rng() % 12, 1 + rng() % 40, 1 + rng() % 40);
+    }
+    if (partial_blocks == 0) {
+        std::fprintf(stderr, "FAIL no partly eligible block was drawn\n");
+        ++failures;
+    }
+    std::printf("%d failed\n", failures);
+    return failures == 0 ? 0 : 1;
+}
