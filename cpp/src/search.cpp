@@ -75,9 +75,6 @@ constexpr kernels::ScoreItemsFn kScoreItems = nullptr;
 // the block's float bytes, most of them for items that cannot make the top k).
 constexpr std::uint64_t kItemwiseAtMost = 2;
 
-// The largest catalogue (in 32-item blocks) whose exclusions go into per-row bitmaps.
-constexpr std::size_t kBitmapBlocks = 1024;
-
 // Raises a shared lower bound on a query's k-th best score (ranges of one query publish theirs).
 void raise_to(std::atomic<float>& bound, float value) {
     float current = bound.load(std::memory_order_relaxed);
@@ -200,12 +197,19 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     const kernels::ScreenTileFn screen_tile = screen_kernel(options.level);
     const bool screen = screen_tile != nullptr && !lse && items.has_int8() && dim <= 100000;
     const std::size_t groups = items.dim_groups();
-    // Exclusions over a small catalogue go into per-row eligibility bitmaps (task rows x m/8
-    // bytes, at most 768 KiB per thread): one bit cleared per excluded item. Larger catalogues
-    // sort each row's exclusions by position and clear them tile by tile instead.
-    const bool row_bitmaps = input.exclude_indptr.present() && n_blocks <= kBitmapBlocks;
     std::atomic<bool> cancelled{false};
     std::vector<Scratch> scratch(std::min(threads, n_tasks));
+    // Exclusions go into per-row eligibility bitmaps (task rows x m/8 bytes per worker): one bit
+    // cleared per excluded item, and each tile copies its words. Where those would take more than
+    // options.exclusion_bitmap_bytes, each row's exclusions are sorted by position and cleared
+    // tile by tile instead, which costs a sort per row and a data-dependent branch per row and
+    // tile (about 5% of W1's float32 search with 100 exclusions per query; NOTES 36).
+    std::size_t max_task_rows = 0;
+    for (std::size_t c = 0; c < query_chunks; ++c)
+        max_task_rows = std::max(max_task_rows, chunk_starts[c + 1] - chunk_starts[c]);
+    const bool row_bitmaps = input.exclude_indptr.present() &&
+                             scratch.size() * max_task_rows * n_blocks * sizeof(std::uint32_t) <=
+                                 options.exclusion_bitmap_bytes;
 
     parallel_for(n_tasks, threads, [&](std::size_t thread_index, std::size_t task) {
         Scratch& s = scratch[thread_index];

@@ -29,6 +29,7 @@ struct Case {
     bool integers, exclude, allow, lse;
     float scale = 1.0f;   // queries and items are multiplied by this
     bool spread = false;  // item norms spread log-normally (most blocks prunable)
+    bool sorted_exclusions = false;  // no bitmap budget: exclusions sorted per row, cleared per tile
 };
 
 void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
@@ -81,6 +82,7 @@ void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
     options.threads = c.threads;
     options.logsumexp = c.lse;
     options.level = level;
+    if (c.sorted_exclusions) options.exclusion_bitmap_bytes = 0;
     std::vector<std::int64_t> out_indices(c.n * c.k);
     std::vector<float> out_scores(c.n * c.k);
     std::vector<double> out_lse(c.n);
@@ -165,7 +167,11 @@ int main() {
         {40, 3000, 33, 1, 2, false, false, false, false},  {30, 2000, 7, 2000, 1, false, true, true, false},
         {25, 4000, 300, 5, 2, false, true, false, false},  {50, 3000, 10, 30, 3, true, true, true, false},
         {40, 5000, 24, 10, 2, false, false, false, false, 1.0f, true},
-        {9, 33000, 3, 10, 2, false, true, true, true},  // exclusions sorted per row (beyond the bitmap limit)
+        // Exclusions sorted per row and cleared tile by tile (no bitmap budget), and as bitmaps.
+        {9, 33000, 3, 10, 2, false, true, true, true, 1.0f, false, true},
+        {40, 700, 16, 25, 2, false, true, false, true, 1.0f, false, true},
+        {30, 2000, 33, 5, 3, false, true, true, false, 1.0f, false, true},
+        {9, 33000, 3, 10, 2, false, true, true, true},
         // The AMX screening kernel's tile shapes: two chunks of 16 dimension groups (one
         // partial, then both full) kept loaded, and three full chunks cycled through.
         {30, 3000, 100, 10, 2, false, true, false, false},  {20, 2000, 128, 25, 1, false, false, true, false},

@@ -101,9 +101,9 @@ def test_exclusions_as_csr_and_as_pair(level: str, rng: np.random.Generator) -> 
 
 
 @pytest.mark.parametrize("m", [32 * 1024, 32 * 1024 + 1])
-def test_exclusions_on_both_sides_of_the_bitmap_limit(level: str, m: int, rng: np.random.Generator) -> None:
-    # Up to 1,024 blocks of 32 items, a row's exclusions become a bitmap; beyond, they are
-    # sorted by position and cleared tile by tile. Both must exclude exactly the same items.
+def test_exclusions_over_a_large_catalogue(level: str, m: int, rng: np.random.Generator) -> None:
+    # Per-row exclusion bitmaps over a catalogue of 1,024 blocks and more (the sorted lists used
+    # beyond the bitmaps' memory budget are forced in tests/cpp/test_search.cpp).
     n = 24
     queries, items = gaussian(rng, n, 6), gaussian(rng, m, 6)
     lists = [sorted(rng.choice(m, size=int(rng.integers(0, 400)), replace=False).tolist()) for _ in range(n)]

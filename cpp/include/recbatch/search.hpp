@@ -52,6 +52,11 @@ struct SearchOptions {
     const std::atomic<bool>* cancel = nullptr;
     // Where to add screening counters (nullptr: nowhere).
     ScreenStats* stats = nullptr;
+    // Exclusions go into per-row eligibility bitmaps (m / 8 bytes for each row of a task, per
+    // worker thread) while all of them together fit in this many bytes; beyond, each row's
+    // exclusions are sorted and cleared tile by tile, which is slower (a sort per row and a
+    // branch per row and tile). Results are the same either way.
+    std::size_t exclusion_bitmap_bytes = std::size_t{16} << 20;
 };
 
 struct SearchOutput {
