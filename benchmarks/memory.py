@@ -76,6 +76,7 @@ DEFAULT_CASES = [
     Case("W3-excl", 200_000, 20_000, 32, 10, exclude=100, oneshot=False),
     Case("W3-lse", 200_000, 20_000, 32, 10, logsumexp=True, oneshot=False),
     Case("W1", 100_000, 100_000, 64, 25),
+    Case("W1-excl", 100_000, 100_000, 64, 25, exclude=100, oneshot=False),
     Case("1Mq", 1_000_000, 10_000, 64, 25),
 ]
 
