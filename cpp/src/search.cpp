@@ -32,6 +32,7 @@ struct Kernels {
     ScoreTileFn score_tile;
     kernels::LaneMaximaFn lane_maxima;
     kernels::KeepAtLeastFn keep_at_least;
+    kernels::KthLargestLaneFn kth_largest_lane;
 };
 
 Kernels select_kernels(SimdLevel level) {
@@ -43,11 +44,14 @@ Kernels select_kernels(SimdLevel level) {
         case SimdLevel::amx_int8:  // the float kernel of avx512; screening is added on top
         case SimdLevel::avx512_vnni:
         case SimdLevel::avx512:
-            return {kernels::avx512::score_tile, kernels::avx512::lane_maxima, kernels::avx512::keep_at_least};
+            return {kernels::avx512::score_tile, kernels::avx512::lane_maxima, kernels::avx512::keep_at_least,
+                    kernels::avx512::kth_largest_lane};
         case SimdLevel::avx2:
-            return {kernels::avx2::score_tile, kernels::avx2::lane_maxima, kernels::avx2::keep_at_least};
+            return {kernels::avx2::score_tile, kernels::avx2::lane_maxima, kernels::avx2::keep_at_least,
+                    kernels::avx2::kth_largest_lane};
 #endif
-        default: return {kernels::scalar::score_tile, kernels::scalar::lane_maxima, kernels::scalar::keep_at_least};
+        default: return {kernels::scalar::score_tile, kernels::scalar::lane_maxima, kernels::scalar::keep_at_least,
+                    kernels::scalar::kth_largest_lane};
     }
 }
 
@@ -105,20 +109,6 @@ std::size_t first_unreachable_block(const PackedItems& items, std::size_t begin,
     std::size_t block = begin;
     while (block < end && !(items.block_norm_bound(block) < limit)) ++block;
     return block;
-}
-
-// The k-th largest of a block's 32 lane values (k <= 32): the largest value that at least k
-// values reach (-inf when none does: NaN lanes reach nothing). All 32 x 32 comparisons, without
-// a branch, which the compiler turns into vector compares: a sorted insertion took several
-// times as long (its branches mispredict on random scores), std::nth_element longer still.
-float kth_largest_lane(const float* values, std::size_t k) {
-    float kth = -INFINITY;
-    for (std::size_t i = 0; i < kBlockItems; ++i) {
-        std::uint32_t reaching = 0;
-        for (std::size_t j = 0; j < kBlockItems; ++j) reaching += values[j] >= values[i] ? 1u : 0u;
-        kth = reaching >= k && values[i] > kth ? values[i] : kth;
-    }
-    return kth;
 }
 
 // Set bits of a word (the baseline ISA has no popcnt instruction).
@@ -460,7 +450,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     // k-th largest lane maximum (see LaneMaximaFn).
                     kernel.lane_maxima(job, s.lane_maxima.data());
                     for (std::size_t r = 0; r < group_rows; ++r)
-                        s.bounds[r] = kth_largest_lane(s.lane_maxima.data() + r * kBlockItems, k);
+                        s.bounds[r] = kernel.kth_largest_lane(s.lane_maxima.data() + r * kBlockItems, k);
                     kernel.keep_at_least(job, s.bounds.data());
                 }
                 // The kernel's test is score >= threshold, so ties reach the heap, which

@@ -27,18 +27,19 @@ struct FloatKernel {
     recbatch::kernels::ScoreTileFn score_tile;
     recbatch::kernels::LaneMaximaFn lane_maxima;
     recbatch::kernels::KeepAtLeastFn keep_at_least;
+    recbatch::kernels::KthLargestLaneFn kth_largest_lane;
     bool runs_here() const { return static_cast<int>(level) <= static_cast<int>(recbatch::detected_simd_level()); }
 };
 
 inline std::vector<FloatKernel> float_kernels() {
     namespace k = recbatch::kernels;
-    std::vector<FloatKernel> kernels = {
-        {recbatch::SimdLevel::scalar, "scalar", k::scalar::score_tile, k::scalar::lane_maxima, k::scalar::keep_at_least}};
+    std::vector<FloatKernel> kernels = {{recbatch::SimdLevel::scalar, "scalar", k::scalar::score_tile,
+                                         k::scalar::lane_maxima, k::scalar::keep_at_least, k::scalar::kth_largest_lane}};
 #if defined(__x86_64__) || defined(_M_X64)
-    kernels.push_back(
-        {recbatch::SimdLevel::avx2, "avx2", k::avx2::score_tile, k::avx2::lane_maxima, k::avx2::keep_at_least});
+    kernels.push_back({recbatch::SimdLevel::avx2, "avx2", k::avx2::score_tile, k::avx2::lane_maxima,
+                       k::avx2::keep_at_least, k::avx2::kth_largest_lane});
     kernels.push_back({recbatch::SimdLevel::avx512, "avx512", k::avx512::score_tile, k::avx512::lane_maxima,
-                       k::avx512::keep_at_least});
+                       k::avx512::keep_at_least, k::avx512::kth_largest_lane});
 #endif
     return kernels;
 }

@@ -2,7 +2,9 @@
 // called directly after score_tile on tiles whose rows have no threshold yet and whose items are
 // only partly eligible (as under an allow mask or exclusions): lane j's maximum must be the largest
 // score of an eligible item j over the blocks, whatever the other lanes of its block hold, and
-// keep_at_least must clear exactly the candidate bits of scores below each row's bound.
+// keep_at_least must clear exactly the candidate bits of scores below each row's bound; and
+// kth_largest_lane must give what a sort gives.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -76,6 +78,32 @@ int check(const FloatKernel& kernel, std::mt19937& rng, std::size_t rows, std::s
     return failures;
 }
 
+// kth_largest_lane against a sort: the largest value that at least k values reach, on lane values
+// with ties, infinities and NaN (which reaches nothing and is never the answer).
+int check_kth(const FloatKernel& kernel, std::mt19937& rng) {
+    std::uniform_int_distribution<int> pick(0, 9);
+    std::normal_distribution<float> normal;
+    float values[kBlock];
+    for (float& x : values) {
+        const int kind = pick(rng);
+        x = kind == 0 ? -INFINITY : kind == 1 ? NAN : kind == 2 ? INFINITY : kind < 6 ? std::round(normal(rng)) : normal(rng);
+    }
+    std::vector<float> ordered;
+    for (float x : values)
+        if (!std::isnan(x)) ordered.push_back(x);
+    std::sort(ordered.begin(), ordered.end(), [](float a, float b) { return a > b; });
+    int failures = 0;
+    for (std::size_t k = 1; k <= kBlock; ++k) {
+        const float want = k <= ordered.size() ? ordered[k - 1] : -INFINITY;
+        const float got = kernel.kth_largest_lane(values, k);
+        if (!(got == want)) {
+            std::fprintf(stderr, "FAIL %s kth_largest_lane k %zu: %g, expected %g\n", kernel.name, k, got, want);
+            ++failures;
+        }
+    }
+    return failures;
+}
+
 }  // namespace
 
 int main() {
@@ -88,6 +116,7 @@ int main() {
         }
         for (int trial = 0; trial < 100; ++trial)
             failures += check(kernel, rng, 1 + rng() % 12, 1 + rng() % 40, 1 + rng() % 40);
+        for (int trial = 0; trial < 300; ++trial) failures += check_kth(kernel, rng);
     }
     if (partial_blocks == 0) {
         std::fprintf(stderr, "FAIL no partly eligible block was drawn\n");

@@ -48,21 +48,27 @@ using ScoreTileFn = void (*)(const TileJob& job);
 // keep_at_least then clears row r's candidate bits of scores below bounds[r] (-inf: none).
 using LaneMaximaFn = void (*)(const TileJob& job, float* out);
 using KeepAtLeastFn = void (*)(const TileJob& job, const float* bounds);
+// The k-th largest of 32 lane values (1 <= k <= 32): the largest value that at least k of them
+// reach (-inf when none does; NaN lanes reach nothing and are never the answer).
+using KthLargestLaneFn = float (*)(const float* values, std::size_t k);
 
 namespace scalar {
 void score_tile(const TileJob& job);
 void lane_maxima(const TileJob& job, float* out);
 void keep_at_least(const TileJob& job, const float* bounds);
+float kth_largest_lane(const float* values, std::size_t k);
 }  // namespace scalar
 namespace avx2 {
 void score_tile(const TileJob& job);
 void lane_maxima(const TileJob& job, float* out);
 void keep_at_least(const TileJob& job, const float* bounds);
+float kth_largest_lane(const float* values, std::size_t k);
 }  // namespace avx2
 namespace avx512 {
 void score_tile(const TileJob& job);
 void lane_maxima(const TileJob& job, float* out);
 void keep_at_least(const TileJob& job, const float* bounds);
+float kth_largest_lane(const float* values, std::size_t k);
 // One query row against one block: the 32 scores score_tile writes for it, bit for bit
 // (the same instructions in the same order), for rescoring screened candidates. Returns
 // score_tile's candidate bits for them: score >= threshold (before eligibility).

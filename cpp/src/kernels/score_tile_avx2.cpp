@@ -244,4 +244,32 @@ void lane_maxima(const TileJob& job, float* out) { lane_maxima_with<Lanes>(job, 
 
 void keep_at_least(const TileJob& job, const float* bounds) { keep_at_least_with<Lanes>(job, bounds); }
 
+// Eight candidates per vector, four vectors: each lane counts the values that reach it (a
+// compare is -1 where true, so subtracting it counts), then the largest candidate reached by at
+// least k is the answer.
+float kth_largest_lane(const float* values, std::size_t k) {
+    __m256 candidate[4];
+    __m256i reach[4];
+    for (int v = 0; v < 4; ++v) {
+        candidate[v] = _mm256_loadu_ps(values + 8 * v);
+        reach[v] = _mm256_setzero_si256();
+    }
+    for (std::size_t j = 0; j < kBlock; ++j) {
+        const __m256 value = _mm256_set1_ps(values[j]);
+        for (int v = 0; v < 4; ++v)
+            reach[v] = _mm256_sub_epi32(reach[v], _mm256_castps_si256(_mm256_cmp_ps(value, candidate[v], _CMP_GE_OQ)));
+    }
+    const __m256i below = _mm256_set1_epi32(static_cast<int>(k) - 1);
+    __m256 kth = _mm256_set1_ps(-INFINITY);
+    for (int v = 0; v < 4; ++v) {
+        const __m256 enough = _mm256_castsi256_ps(_mm256_cmpgt_epi32(reach[v], below));
+        kth = _mm256_max_ps(kth, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), candidate[v], enough));
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, kth);
+    float best = -INFINITY;
+    for (float x : lanes) best = x > best ? x : best;
+    return best;
+}
+
 }  // namespace recbatch::kernels::avx2

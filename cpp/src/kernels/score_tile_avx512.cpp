@@ -299,4 +299,22 @@ void lane_maxima(const TileJob& job, float* out) { lane_maxima_with<Lanes>(job, 
 
 void keep_at_least(const TileJob& job, const float* bounds) { keep_at_least_with<Lanes>(job, bounds); }
 
+// Sixteen candidates at a time: each lane counts the values that reach it (one broadcast and
+// two masked adds per value), then the largest candidate reached by at least k is the answer.
+float kth_largest_lane(const float* values, std::size_t k) {
+    const __m512 lo = _mm512_loadu_ps(values), hi = _mm512_loadu_ps(values + 16);
+    __m512i reach_lo = _mm512_setzero_si512(), reach_hi = _mm512_setzero_si512();
+    const __m512i one = _mm512_set1_epi32(1);
+    for (std::size_t j = 0; j < kBlock; ++j) {
+        const __m512 value = _mm512_set1_ps(values[j]);
+        reach_lo = _mm512_mask_add_epi32(reach_lo, _mm512_cmp_ps_mask(value, lo, _CMP_GE_OQ), reach_lo, one);
+        reach_hi = _mm512_mask_add_epi32(reach_hi, _mm512_cmp_ps_mask(value, hi, _CMP_GE_OQ), reach_hi, one);
+    }
+    const __m512i need = _mm512_set1_epi32(static_cast<int>(k));
+    const __m512 lowest = _mm512_set1_ps(-INFINITY);
+    const __m512 kth = _mm512_max_ps(_mm512_mask_blend_ps(_mm512_cmpge_epi32_mask(reach_lo, need), lowest, lo),
+                                     _mm512_mask_blend_ps(_mm512_cmpge_epi32_mask(reach_hi, need), lowest, hi));
+    return _mm512_reduce_max_ps(kth);
+}
+
 }  // namespace recbatch::kernels::avx512

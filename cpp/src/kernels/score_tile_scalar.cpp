@@ -82,6 +82,19 @@ void score_tile(const TileJob& job) {
 
 void lane_maxima(const TileJob& job, float* out) { lane_maxima_with<Lanes>(job, out); }
 
+// All 32 x 32 comparisons, without a branch (which the compiler turns into vector compares of
+// the baseline ISA): a sorted insertion took several times as long (its branches mispredict on
+// random scores), std::nth_element longer still.
+float kth_largest_lane(const float* values, std::size_t k) {
+    float kth = -INFINITY;
+    for (std::size_t i = 0; i < kBlock; ++i) {
+        std::uint32_t reaching = 0;
+        for (std::size_t j = 0; j < kBlock; ++j) reaching += values[j] >= values[i] ? 1u : 0u;
+        kth = reaching >= k && values[i] > kth ? values[i] : kth;
+    }
+    return kth;
+}
+
 void keep_at_least(const TileJob& job, const float* bounds) { keep_at_least_with<Lanes>(job, bounds); }
 
 }  // namespace recbatch::kernels::scalar
