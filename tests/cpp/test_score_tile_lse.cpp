@@ -18,7 +18,6 @@
 namespace {
 
 using recbatch::kernels::TileJob;
-using test_support::AlignedFloats;
 using test_support::FloatKernel;
 using test_support::kBlock;
 
@@ -26,29 +25,13 @@ using test_support::kBlock;
 // (seeded from the first block, no eligible item there, no eligible item at all).
 std::size_t fused_rows = 0, overflow_rows = 0, seeded_rows = 0, unseeded_rows = 0, empty_rows = 0;
 
-int check(recbatch::kernels::ScoreTileFn score_tile, const char* level, std::mt19937& rng, std::size_t rows,
-          std::size_t blocks, std::size_t dim, bool with_unset_rows) {
-    std::normal_distribution<float> normal;
+int check(const FloatKernel& kernel, std::mt19937& rng, std::size_t rows, std::size_t blocks, std::size_t dim,
+          bool with_unset_rows) {
     std::uniform_real_distribution<double> uniform;
-    AlignedFloats panels(blocks * dim * kBlock);
     // A wide spread of scores in some tiles, so that a maximum seeded from the first block can
     // lie more than 88 below the tile's best.
-    const float spread = rng() % 2 == 0 ? 1.0f : 12.0f;
-    for (std::size_t i = 0; i < blocks * dim * kBlock; ++i) panels.data[i] = spread * normal(rng);
-    std::vector<std::vector<float>> query(rows, std::vector<float>(dim));
-    std::vector<const float*> query_rows(rows);
-    for (std::size_t r = 0; r < rows; ++r) {
-        for (float& x : query[r]) x = normal(rng);
-        query_rows[r] = query[r].data();
-    }
-    // Reference scores in double.
-    std::vector<double> score(rows * blocks * kBlock, 0.0);
-    for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t b = 0; b < blocks; ++b)
-            for (std::size_t j = 0; j < kBlock; ++j)
-                for (std::size_t d = 0; d < dim; ++d)
-                    score[(r * blocks + b) * kBlock + j] +=
-                        double(query[r][d]) * panels.data[(b * dim + d) * kBlock + j];
+    const test_support::RandomTile tile(rng, rows, blocks, dim, rng() % 2 == 0 ? 1.0f : 12.0f);
+    const auto score = [&tile](std::size_t r, std::size_t p) { return tile.score(r, p / kBlock, p % kBlock); };
     std::vector<std::uint32_t> eligible(rows * blocks);
     for (auto& word : eligible) word = static_cast<std::uint32_t>(rng()) | static_cast<std::uint32_t>(rng());
     eligible[0] = ~0u;  // at least one eligible item per row below
@@ -68,7 +51,7 @@ int check(recbatch::kernels::ScoreTileFn score_tile, const char* level, std::mt1
     for (std::size_t r = 0; r < rows; ++r) {
         double top = -INFINITY;
         for (std::size_t p = 0; p < blocks * kBlock; ++p)
-            if (eligible[r * blocks + p / kBlock] >> (p % kBlock) & 1u) top = std::max(top, score[r * blocks * kBlock + p]);
+            if (eligible[r * blocks + p / kBlock] >> (p % kBlock) & 1u) top = std::max(top, score(r, p));
         // A third of the rows start 100-300 below their tile's best (the fused sum overflows), the
         // others within a few units of it.
         const int kind = static_cast<int>(rng() % 3);
@@ -79,7 +62,7 @@ int check(recbatch::kernels::ScoreTileFn score_tile, const char* level, std::mt1
         else ++(kind == 0 ? overflow_rows : fused_rows);
         double sum = lse_sum[r] == 0.0 ? 0.0 : lse_sum[r] * std::exp(double(lse_max[r]) - top);
         for (std::size_t p = 0; p < blocks * kBlock; ++p)
-            if (eligible[r * blocks + p / kBlock] >> (p % kBlock) & 1u) sum += std::exp(score[r * blocks * kBlock + p] - top);
+            if (eligible[r * blocks + p / kBlock] >> (p % kBlock) & 1u) sum += std::exp(score(r, p) - top);
         expected[r] = unset[r] == 5 ? -INFINITY : top + std::log(sum);
         thresholds[r] = static_cast<float>(top - 2.0 * uniform(rng));  // a few candidates per row
     }
@@ -89,10 +72,10 @@ int check(recbatch::kernels::ScoreTileFn score_tile, const char* level, std::mt1
     std::vector<std::uint32_t> candidates(rows * blocks, 0);
     const std::size_t flag_words = (blocks + 63) / 64;
     std::vector<std::uint64_t> flagged(rows * flag_words, 0);
-    TileJob job{query_rows.data(), rows,           panels.data,  blocks,     dim,
+    TileJob job{tile.query_rows.data(), rows,      tile.panels.data, blocks,    dim,
                 thresholds.data(), eligible.data(), scores.data(), candidates.data(), flagged.data(),
                 flag_words,        lse_max.data(),  lse_sum.data()};
-    score_tile(job);
+    kernel.score_tile(job);
     int failures = 0;
     for (std::size_t r = 0; r < rows; ++r) {
         const double got = double(lse_max[r]) + std::log(lse_sum[r]);
@@ -100,7 +83,7 @@ int check(recbatch::kernels::ScoreTileFn score_tile, const char* level, std::mt1
         const bool close = unset[r] == 5 ? lse_max[r] == -INFINITY && lse_sum[r] == 0.0
                                           : std::fabs(got - expected[r]) <= 1e-4 * std::max(1.0, std::fabs(expected[r]));
         if (!close) {
-            std::fprintf(stderr, "FAIL %s rows %zu blocks %zu dim %zu row %zu: lse %.9g, expected %.9g\n", level, rows,
+            std::fprintf(stderr, "FAIL %s rows %zu blocks %zu dim %zu row %zu: lse %.9g, expected %.9g\n", kernel.name, rows,
                          blocks, dim, r, got, expected[r]);
             ++failures;
         }
@@ -110,20 +93,20 @@ int check(recbatch::kernels::ScoreTileFn score_tile, const char* level, std::mt1
         std::vector<float> alone_scores(blocks * kBlock, 1e30f);
         std::vector<std::uint32_t> alone_candidates(blocks, 0);
         std::vector<std::uint64_t> alone_flagged(flag_words, 0);
-        TileJob alone{query_rows.data() + r, 1,       panels.data,          blocks,
+        TileJob alone{tile.query_rows.data() + r, 1, tile.panels.data,   blocks,
                       dim,                   thresholds.data() + r, eligible.data() + r * blocks,
                       alone_scores.data(),   alone_candidates.data(), alone_flagged.data(),
                       flag_words,            &alone_max,            &alone_sum};
-        score_tile(alone);
+        kernel.score_tile(alone);
         if (alone_max != lse_max[r] || alone_sum != lse_sum[r]) {
             std::fprintf(stderr, "FAIL %s rows %zu blocks %zu dim %zu row %zu: (%.9g, %.17g) in the group, (%.9g, %.17g) alone\n",
-                         level, rows, blocks, dim, r, lse_max[r], lse_sum[r], alone_max, alone_sum);
+                         kernel.name, rows, blocks, dim, r, lse_max[r], lse_sum[r], alone_max, alone_sum);
             ++failures;
         }
         for (std::size_t b = 0; b < blocks; ++b) {
             std::uint32_t want = 0, unsure = 0;
             for (std::size_t j = 0; j < kBlock; ++j) {
-                const double s = score[(r * blocks + b) * kBlock + j];
+                const double s = tile.score(r, b, j);
                 if (std::fabs(s - thresholds[r]) < 1e-3) unsure |= 1u << j;  // rounding may go either way
                 if (s >= thresholds[r]) want |= 1u << j;
             }
@@ -132,7 +115,7 @@ int check(recbatch::kernels::ScoreTileFn score_tile, const char* level, std::mt1
             const std::uint32_t got_bits = flag ? candidates[r * blocks + b] : 0u;
             if (((got_bits ^ want) & ~unsure) != 0) {
                 std::fprintf(stderr, "FAIL %s rows %zu blocks %zu dim %zu row %zu block %zu: candidates %08x, expected %08x\n",
-                             level, rows, blocks, dim, r, b, got_bits, want);
+                             kernel.name, rows, blocks, dim, r, b, got_bits, want);
                 ++failures;
             }
         }
@@ -144,17 +127,10 @@ int check(recbatch::kernels::ScoreTileFn score_tile, const char* level, std::mt1
 
 int main() {
     std::mt19937 rng(11);
-    int failures = 0;
-    for (const FloatKernel& kernel : test_support::float_kernels()) {
-        if (!kernel.runs_here()) {
-            std::printf("%s: not on this CPU, skipped\n", kernel.name);
-            continue;
-        }
-        for (int trial = 0; trial < 120; ++trial) {
-            const std::size_t rows = 1 + rng() % 12, blocks = 1 + rng() % 70, dim = 1 + rng() % 40;
-            failures += check(kernel.score_tile, kernel.name, rng, rows, blocks, dim, trial % 4 == 3);
-        }
-    }
+    int trial = 0;
+    int failures = test_support::on_every_kernel(120, [&](const FloatKernel& kernel) {
+        return check(kernel, rng, 1 + rng() % 12, 1 + rng() % 70, 1 + rng() % 40, ++trial % 4 == 0);
+    });
     if (fused_rows == 0 || overflow_rows == 0 || seeded_rows == 0 || unseeded_rows == 0 || empty_rows == 0) {
         std::fprintf(stderr, "FAIL not every path ran: fused %zu, overflow %zu, seeded %zu, unseeded %zu, empty %zu\n",
                      fused_rows, overflow_rows, seeded_rows, unseeded_rows, empty_rows);

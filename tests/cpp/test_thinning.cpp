@@ -16,20 +16,13 @@
 namespace {
 
 using recbatch::kernels::TileJob;
-using test_support::AlignedFloats;
 using test_support::FloatKernel;
 using test_support::kBlock;
 
 std::size_t partial_blocks = 0;  // blocks with some but not all items eligible: the case at stake
 
 int check(const FloatKernel& kernel, std::mt19937& rng, std::size_t rows, std::size_t blocks, std::size_t dim) {
-    std::normal_distribution<float> normal;
-    AlignedFloats panels(blocks * dim * kBlock);
-    for (std::size_t i = 0; i < blocks * dim * kBlock; ++i) panels.data[i] = normal(rng);
-    std::vector<float> queries(rows * dim);
-    for (float& x : queries) x = normal(rng);
-    std::vector<const float*> query_rows(rows);
-    for (std::size_t r = 0; r < rows; ++r) query_rows[r] = queries.data() + r * dim;
+    const test_support::RandomTile tile(rng, rows, blocks, dim);
     // Each row keeps about half its items; some blocks keep all, some none.
     std::vector<std::uint32_t> eligible(rows * blocks);
     for (auto& word : eligible) {
@@ -41,7 +34,7 @@ int check(const FloatKernel& kernel, std::mt19937& rng, std::size_t rows, std::s
     std::vector<std::uint32_t> candidates(rows * blocks, 0);
     const std::size_t flag_words = (blocks + 63) / 64;
     std::vector<std::uint64_t> flagged(rows * flag_words, 0);
-    TileJob job{query_rows.data(), rows,           panels.data,     blocks, dim, thresholds.data(), eligible.data(),
+    TileJob job{tile.query_rows.data(), rows, tile.panels.data, blocks, dim, thresholds.data(), eligible.data(),
                 scores.data(),     candidates.data(), flagged.data(), flag_words, nullptr,        nullptr};
     kernel.score_tile(job);
     std::vector<float> maxima(rows * kBlock);
@@ -108,16 +101,10 @@ int check_kth(const FloatKernel& kernel, std::mt19937& rng) {
 
 int main() {
     std::mt19937 rng(5);
-    int failures = 0;
-    for (const FloatKernel& kernel : test_support::float_kernels()) {
-        if (!kernel.runs_here()) {
-            std::printf("%s: not on this CPU, skipped\n", kernel.name);
-            continue;
-        }
-        for (int trial = 0; trial < 100; ++trial)
-            failures += check(kernel, rng, 1 + rng() % 12, 1 + rng() % 40, 1 + rng() % 40);
-        for (int trial = 0; trial < 300; ++trial) failures += check_kth(kernel, rng);
-    }
+    int failures = test_support::on_every_kernel(100, [&rng](const FloatKernel& kernel) {
+        return check(kernel, rng, 1 + rng() % 12, 1 + rng() % 40, 1 + rng() % 40);
+    });
+    failures += test_support::on_every_kernel(300, [&rng](const FloatKernel& kernel) { return check_kth(kernel, rng); });
     if (partial_blocks == 0) {
         std::fprintf(stderr, "FAIL no partly eligible block was drawn\n");
         ++failures;

@@ -56,9 +56,13 @@ def test_kernel_under_address_and_ub_sanitizers(tmp_path: Path) -> None:
     # GCC 12's false warnings from its own AVX-512 headers out).
     assert "warning:" not in compiled.stdout + compiled.stderr, compiled.stdout + compiled.stderr
     # test_screen_kernels exists where the compiler knows the AMX instructions.
-    tests = ["test_search", "test_task_shape", "test_score_tile_lse", "test_thinning"] + (
-        ["test_screen_kernels"] if (build / "test_screen_kernels").exists() else []
-    )
+    tests = [
+        "test_search",
+        "test_task_shape",
+        "test_score_tile_lse",
+        "test_score_tile_candidates",
+        "test_thinning",
+    ] + (["test_screen_kernels"] if (build / "test_screen_kernels").exists() else [])
     for test in tests:
         run = subprocess.run([str(build / test)], capture_output=True, text=True, timeout=300, check=False)
         assert run.returncode == 0, test + ": " + run.stdout + run.stderr

@@ -22,8 +22,8 @@ struct TileJob {
     std::size_t dim;
     const float* thresholds;      // per row: a candidate must score at least this (ties go to the heap)
     const std::uint32_t* eligible;  // n_rows x n_blocks: bit j = item j of the block may count
-    float* scores;                // n_rows x (n_blocks * 32): every score of a block with a candidate
-                                  // (kernels may write the others too)
+    float* scores;                // n_rows x (n_blocks * 32): at least every candidate's score
+                                  // (kernels may write others too; AVX2 stores half-blocks)
     std::uint32_t* candidates;    // n_rows x n_blocks: eligible and above the threshold, written only
                                   // for the blocks that have one (the others hold stale words)
     // n_rows x flag_words bitmaps: the kernel sets bit b of row r when block b has a candidate,

@@ -32,10 +32,19 @@ inline __m512 exp2_of_scaled(__m512 scores, __m512 shift) {
     return _mm512_scalef_ps(p, t);
 }
 
-// Lse: also add 2^(s log2(e) - lse_shift[row]) of every eligible score to lse_partial's
-// 16 lanes of the row (see score_tile).
-template <int R, bool Lse>
+// What the epilogue does besides flagging candidates. A template parameter, not a flag: at
+// d = 32 the epilogue is a sixth of the kernel's time, and a run-time test per row doubled its
+// code paths and cost it registers (spilled pointers, eligibility words loaded ahead).
+enum class Epilogue {
+    candidates,  // store a block's scores only for rows with a candidate in it
+    store_all,   // store every score: the two-pass log-sum-exp rereads them
+    lse,         // also add 2^(s log2(e) - lse_shift[row]) of every eligible score to
+                 // lse_partial's 16 lanes of the row (see score_tile)
+};
+
+template <int R, Epilogue E>
 void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, float* lse_partial) {
+    constexpr bool Lse = E == Epilogue::lse;
     const float* q[R];
     for (int r = 0; r < R; ++r) q[r] = job.queries[row0 + r];
     // Local copies: the stores below could alias `job` as far as the compiler knows, which
@@ -48,8 +57,6 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
     std::uint32_t* const candidates = job.candidates;
     std::uint64_t* const flagged = job.flagged;
     const std::size_t flag_words = job.flag_words;
-    // Only the two-pass log-sum-exp rereads every score; the fused one keeps them in registers.
-    const bool store_all = !Lse && job.lse_max != nullptr;
     // The prefetch stretch, spread evenly over the blocks: a few lines per block.
     const char* const ahead = reinterpret_cast<const char*>(job.prefetch);
     const std::size_t ahead_lines = job.prefetch_floats / 16, lines_per_block = (ahead_lines + n_blocks - 1) / n_blocks;
@@ -75,16 +82,19 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
             const std::size_t row = row0 + r;
             float* out = scores + row * row_floats + b * kBlock;
             const __m512 threshold = _mm512_set1_ps(thresholds[row]);
-            const __mmask16 lo = _mm512_cmp_ps_mask(acc[r][0], threshold, _CMP_GE_OQ);
-            const __mmask16 hi = _mm512_cmp_ps_mask(acc[r][1], threshold, _CMP_GE_OQ);
-            const std::uint32_t mask = eligible[row * n_blocks + b];
-            // Once the top k has filled, most blocks hold no candidate: one mask test, and
-            // none of the stores.
-            if (store_all) {
+            // Once the top k has filled, most blocks hold no candidate: two compares and one
+            // mask test (the lanes where neither half reaches the threshold, NaN included, are
+            // all of them), then none of the stores.
+            const __mmask16 lo_below = _mm512_cmp_ps_mask(acc[r][0], threshold, _CMP_NGE_UQ);
+            const __mmask16 below = _mm512_mask_cmp_ps_mask(lo_below, acc[r][1], threshold, _CMP_NGE_UQ);
+            if constexpr (E == Epilogue::store_all) {
                 _mm512_storeu_ps(out, acc[r][0]);
                 _mm512_storeu_ps(out + 16, acc[r][1]);
             }
-            if (!_kortestz_mask16_u8(lo, hi)) {
+            if (!_kortestc_mask16_u8(below, below)) {
+                const __mmask16 lo = _mm512_cmp_ps_mask(acc[r][0], threshold, _CMP_GE_OQ);
+                const __mmask16 hi = _mm512_cmp_ps_mask(acc[r][1], threshold, _CMP_GE_OQ);
+                const std::uint32_t mask = eligible[row * n_blocks + b];
                 const std::uint32_t found = (std::uint32_t{lo} | (std::uint32_t{hi} << 16)) & mask;
                 if (found != 0) {
                     candidates[row * n_blocks + b] = found;
@@ -94,6 +104,7 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
                 }
             }
             if constexpr (Lse) {
+                const std::uint32_t mask = eligible[row * n_blocks + b];
                 const __m512 shift = _mm512_set1_ps(lse_shift[row]);
                 __m512 sum = _mm512_load_ps(lse_partial + 16 * row);
                 sum = _mm512_mask_add_ps(sum, static_cast<__mmask16>(mask), sum, exp2_of_scaled(acc[r][0], shift));
@@ -260,21 +271,21 @@ void score_items(std::size_t n, const float* const* queries, const float* const*
     }
 }
 
-template <bool Lse>
+template <Epilogue E>
 void score_group(const TileJob& job, const float* lse_shift, float* lse_partial) {
     switch (job.n_rows) {
-        case 12: score_rows<12, Lse>(job, 0, lse_shift, lse_partial); break;
-        case 11: score_rows<11, Lse>(job, 0, lse_shift, lse_partial); break;
-        case 10: score_rows<10, Lse>(job, 0, lse_shift, lse_partial); break;
-        case 9: score_rows<9, Lse>(job, 0, lse_shift, lse_partial); break;
-        case 8: score_rows<8, Lse>(job, 0, lse_shift, lse_partial); break;
-        case 7: score_rows<7, Lse>(job, 0, lse_shift, lse_partial); break;
-        case 6: score_rows<6, Lse>(job, 0, lse_shift, lse_partial); break;
-        case 5: score_rows<5, Lse>(job, 0, lse_shift, lse_partial); break;
-        case 4: score_rows<4, Lse>(job, 0, lse_shift, lse_partial); break;
-        case 3: score_rows<3, Lse>(job, 0, lse_shift, lse_partial); break;
-        case 2: score_rows<2, Lse>(job, 0, lse_shift, lse_partial); break;
-        default: score_rows<1, Lse>(job, 0, lse_shift, lse_partial); break;
+        case 12: score_rows<12, E>(job, 0, lse_shift, lse_partial); break;
+        case 11: score_rows<11, E>(job, 0, lse_shift, lse_partial); break;
+        case 10: score_rows<10, E>(job, 0, lse_shift, lse_partial); break;
+        case 9: score_rows<9, E>(job, 0, lse_shift, lse_partial); break;
+        case 8: score_rows<8, E>(job, 0, lse_shift, lse_partial); break;
+        case 7: score_rows<7, E>(job, 0, lse_shift, lse_partial); break;
+        case 6: score_rows<6, E>(job, 0, lse_shift, lse_partial); break;
+        case 5: score_rows<5, E>(job, 0, lse_shift, lse_partial); break;
+        case 4: score_rows<4, E>(job, 0, lse_shift, lse_partial); break;
+        case 3: score_rows<3, E>(job, 0, lse_shift, lse_partial); break;
+        case 2: score_rows<2, E>(job, 0, lse_shift, lse_partial); break;
+        default: score_rows<1, E>(job, 0, lse_shift, lse_partial); break;
     }
 }
 
@@ -285,7 +296,10 @@ struct Isa {
     static constexpr std::size_t kLanes = 16;
     template <bool Lse>
     static void score(const TileJob& job, const float* shift, float* partial) {
-        score_group<Lse>(job, shift, partial);
+        // Only the two-pass log-sum-exp rereads every score; the fused one keeps them in registers.
+        if constexpr (Lse) score_group<Epilogue::lse>(job, shift, partial);
+        else if (job.lse_max != nullptr) score_group<Epilogue::store_all>(job, shift, partial);
+        else score_group<Epilogue::candidates>(job, shift, partial);
     }
     static double lane_sum(const float* lanes) { return static_cast<double>(_mm512_reduce_add_ps(_mm512_load_ps(lanes))); }
     static void two_pass(const TileJob& job, std::size_t row) { update_logsumexp(job, row); }
