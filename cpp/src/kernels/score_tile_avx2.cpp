@@ -5,6 +5,7 @@
 // and a 12-row group in two sub-groups.
 #include <math.h>
 
+#include "kernels/epilogue.hpp"
 #include "kernels/intrinsics.hpp"
 #include "kernels/score_tile.hpp"
 #include "kernels/fused_logsumexp.hpp"
@@ -42,10 +43,11 @@ inline __m256 exp2_of_scaled(__m256 scores, __m256 shift) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
 }
 
-// Lse: also add 2^(s log2(e) - lse_shift[row]) of every eligible score to lse_partial's
-// 8 lanes of the row (see score_tile).
-template <int R, bool Lse>
+// E == Epilogue::lse: also add 2^(s log2(e) - lse_shift[row]) of every eligible score to
+// lse_partial's 8 lanes of the row (see score_tile).
+template <int R, Epilogue E>
 void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, float* lse_partial) {
+    constexpr bool Lse = E == Epilogue::lse;
     const float* q[R];
     for (int r = 0; r < R; ++r) q[r] = job.queries[row0 + r];
     // Local copies: the stores below could alias `job` as far as the compiler knows, which
@@ -58,7 +60,6 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
     std::uint32_t* const candidates = job.candidates;
     std::uint64_t* const flagged = job.flagged;
     const std::size_t flag_words = job.flag_words;
-    const bool store_all = !Lse && job.lse_max != nullptr;  // the two-pass log-sum-exp rereads every score
     // The prefetch stretch (see TileJob), a few lines per block, issued by the first sub-group.
     const char* const ahead = reinterpret_cast<const char*>(job.prefetch);
     const std::size_t ahead_lines = row0 == 0 ? job.prefetch_floats / 16 : 0;
@@ -88,12 +89,19 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
                 const std::size_t row = row0 + r;
                 float* out = scores + row * row_floats + b * kBlock + 16 * half;
                 const __m256 threshold = _mm256_set1_ps(thresholds[row]);
-                const std::uint32_t bits =
-                    static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(acc[r][0], threshold, _CMP_GE_OQ))) |
-                    (static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(acc[r][1], threshold, _CMP_GE_OQ)))
-                     << 8);
-                above[r] |= bits << (16 * half);
-                if (store_all || bits != 0) {  // only candidates' scores are read back
+                const __m256 lo = _mm256_cmp_ps(acc[r][0], threshold, _CMP_GE_OQ);
+                const __m256 hi = _mm256_cmp_ps(acc[r][1], threshold, _CMP_GE_OQ);
+                if constexpr (E == Epilogue::store_all) {
+                    _mm256_storeu_ps(out, acc[r][0]);
+                    _mm256_storeu_ps(out + 8, acc[r][1]);
+                }
+                // Once the top k has filled, most half-blocks hold no candidate: one test of
+                // both compares' sign bits, and none of the stores.
+                const __m256 any = _mm256_or_ps(lo, hi);
+                if (!_mm256_testz_ps(any, any)) {  // only candidates' scores are read back
+                    const auto bits = static_cast<std::uint32_t>(_mm256_movemask_ps(lo)) |
+                                      (static_cast<std::uint32_t>(_mm256_movemask_ps(hi)) << 8);
+                    above[r] |= bits << (16 * half);
                     _mm256_storeu_ps(out, acc[r][0]);
                     _mm256_storeu_ps(out + 8, acc[r][1]);
                 }
@@ -109,6 +117,7 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
         }
         for (int r = 0; r < R; ++r) {
             const std::size_t row = row0 + r;
+            if (above[r] == 0) continue;
             const std::uint32_t found = above[r] & eligible[row * n_blocks + b];
             if (found == 0) continue;
             candidates[row * n_blocks + b] = found;
@@ -117,23 +126,23 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
     }
 }
 
-template <bool Lse>
+template <Epilogue E>
 void score_group(const TileJob& job, std::size_t row0, std::size_t rows, const float* lse_shift, float* lse_partial) {
     switch (rows) {
-        case 6: score_rows<6, Lse>(job, row0, lse_shift, lse_partial); break;
-        case 5: score_rows<5, Lse>(job, row0, lse_shift, lse_partial); break;
-        case 4: score_rows<4, Lse>(job, row0, lse_shift, lse_partial); break;
-        case 3: score_rows<3, Lse>(job, row0, lse_shift, lse_partial); break;
-        case 2: score_rows<2, Lse>(job, row0, lse_shift, lse_partial); break;
-        default: score_rows<1, Lse>(job, row0, lse_shift, lse_partial); break;
+        case 6: score_rows<6, E>(job, row0, lse_shift, lse_partial); break;
+        case 5: score_rows<5, E>(job, row0, lse_shift, lse_partial); break;
+        case 4: score_rows<4, E>(job, row0, lse_shift, lse_partial); break;
+        case 3: score_rows<3, E>(job, row0, lse_shift, lse_partial); break;
+        case 2: score_rows<2, E>(job, row0, lse_shift, lse_partial); break;
+        default: score_rows<1, E>(job, row0, lse_shift, lse_partial); break;
     }
 }
 
-template <bool Lse>
+template <Epilogue E>
 void score_all_rows(const TileJob& job, const float* lse_shift, float* lse_partial) {
     for (std::size_t row0 = 0; row0 < job.n_rows; row0 += kSubRows) {
         const std::size_t rows = job.n_rows - row0 < kSubRows ? job.n_rows - row0 : kSubRows;
-        score_group<Lse>(job, row0, rows, lse_shift, lse_partial);
+        score_group<E>(job, row0, rows, lse_shift, lse_partial);
     }
 }
 
@@ -203,7 +212,10 @@ struct Isa {
     static constexpr std::size_t kLanes = 8;
     template <bool Lse>
     static void score(const TileJob& job, const float* shift, float* partial) {
-        score_all_rows<Lse>(job, shift, partial);
+        // Only the two-pass log-sum-exp rereads every score; the fused one keeps them in registers.
+        if constexpr (Lse) score_all_rows<Epilogue::lse>(job, shift, partial);
+        else if (job.lse_max != nullptr) score_all_rows<Epilogue::store_all>(job, shift, partial);
+        else score_all_rows<Epilogue::candidates>(job, shift, partial);
     }
     static double lane_sum(const float* lanes) { return static_cast<double>(horizontal_sum(_mm256_load_ps(lanes))); }
     static void two_pass(const TileJob& job, std::size_t row) { update_logsumexp(job, row); }

@@ -5,6 +5,7 @@
 // so 14 loads feed 24 FMAs and the FMA units, not the load ports, set the pace.
 #include <math.h>
 
+#include "kernels/epilogue.hpp"
 #include "kernels/intrinsics.hpp"
 #include "kernels/score_tile.hpp"
 #include "kernels/fused_logsumexp.hpp"
@@ -32,16 +33,8 @@ inline __m512 exp2_of_scaled(__m512 scores, __m512 shift) {
     return _mm512_scalef_ps(p, t);
 }
 
-// What the epilogue does besides flagging candidates. A template parameter, not a flag: at
-// d = 32 the epilogue is a sixth of the kernel's time, and a run-time test per row doubled its
-// code paths and cost it registers (spilled pointers, eligibility words loaded ahead).
-enum class Epilogue {
-    candidates,  // store a block's scores only for rows with a candidate in it
-    store_all,   // store every score: the two-pass log-sum-exp rereads them
-    lse,         // also add 2^(s log2(e) - lse_shift[row]) of every eligible score to
-                 // lse_partial's 16 lanes of the row (see score_tile)
-};
-
+// E == Epilogue::lse: also add 2^(s log2(e) - lse_shift[row]) of every eligible score to
+// lse_partial's 16 lanes of the row (see score_tile).
 template <int R, Epilogue E>
 void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, float* lse_partial) {
     constexpr bool Lse = E == Epilogue::lse;
