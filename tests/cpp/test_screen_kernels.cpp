@@ -1,13 +1,17 @@
-// The two int8 screening kernels against each other, called directly: for random tiles of every
-// shape the AMX kernel handles differently (dimension groups 1-80: one chunk, two equal chunks,
-// chunks of 16 with a short last one), 1-12 rows, query rows given in any order in memory (the
-// AMX kernel copies rows that are not one stride apart), its candidate words and block rows
-// must equal AVX512-VNNI's exactly. Thresholds are drawn around the true sums so that both
-// flagged and unflagged items occur. Skips (and passes) where the CPU has no AMX.
+// The two int8 screening kernels, called directly, against an exact integer reference: for
+// random tiles of every shape the AMX kernel handles differently (dimension groups 1-80: one
+// chunk, two equal chunks, chunks of 16 with a short last one), 1-12 rows, query rows given in
+// any order in memory (the AMX kernel copies rows that are not one stride apart), each
+// kernel's block rows must be exactly the rows with an eligible item reaching the threshold,
+// their candidate words exactly those items, and every other candidate word untouched.
+// Thresholds are drawn around the true sums so that both flagged and unflagged items occur.
+// Skips (and passes) where the CPU has no AMX.
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "kernels/score_tile.hpp"
@@ -21,6 +25,7 @@ struct Aligned {  // 64-byte aligned bytes, as the int8 panels are
     std::int8_t* data;
 };
 
+constexpr std::uint32_t kStale = 0xdeadbeefu;  // candidate words a kernel must leave alone
 std::uint64_t flagged_bits = 0, tested_bits = 0;  // both kinds must occur, or the test proves little
 
 int check(std::mt19937& rng, std::size_t rows, std::size_t groups, std::size_t blocks) {
@@ -45,19 +50,43 @@ int check(std::mt19937& rng, std::size_t rows, std::size_t groups, std::size_t b
     for (auto& x : t) x = spread(rng) * 3000.0f * static_cast<float>(groups);
     std::vector<std::uint32_t> eligible(rows * blocks);
     for (auto& x : eligible) x = static_cast<std::uint32_t>(rng()) | static_cast<std::uint32_t>(rng());
-    std::vector<std::uint32_t> cand_vnni(rows * blocks), cand_amx(rows * blocks), rows_vnni(blocks), rows_amx(blocks);
-    ScreenJob job{queries.data(), rows,         panels.data,      blocks,   groups,
-                  offset.data(),  scale.data(), norm.data(),      residual.data(), a.data(),
-                  b.data(),       t.data(),     eligible.data(),  cand_vnni.data(), rows_vnni.data()};
-    avx512_vnni::screen_tile(job);
-    job.candidates = cand_amx.data();
-    job.block_rows = rows_amx.data();
-    amx_int8::screen_tile(job);
-    for (std::uint32_t word : cand_vnni) flagged_bits += static_cast<std::uint64_t>(__builtin_popcount(word));
-    tested_bits += 32 * cand_vnni.size();
-    if (cand_vnni == cand_amx && rows_vnni == rows_amx) return 0;
-    std::fprintf(stderr, "FAIL rows %zu groups %zu blocks %zu\n", rows, groups, blocks);
-    return 1;
+    // The reference: D = sum of (query byte) x (item byte) + offset, exact in 64 bits; item j of
+    // block b is flagged when D >= floor(t) and it is eligible.
+    std::vector<std::uint32_t> want(rows * blocks, 0), want_rows(blocks, 0);
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t blk = 0; blk < blocks; ++blk)
+            for (std::size_t j = 0; j < 32; ++j) {
+                std::int64_t sum = offset[blk * 32 + j];
+                for (std::size_t g = 0; g < groups * 4; ++g)
+                    sum += std::int64_t{queries[r][g]} * panels.data[blk * groups * 128 + (g / 4) * 128 + j * 4 + g % 4];
+                if (sum >= static_cast<std::int64_t>(std::floor(t[r])) && ((eligible[r * blocks + blk] >> j) & 1u) != 0)
+                    want[r * blocks + blk] |= 1u << j;
+            }
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t blk = 0; blk < blocks; ++blk)
+            if (want[r * blocks + blk] != 0) want_rows[blk] |= 1u << r;
+    for (std::uint32_t word : want) flagged_bits += static_cast<std::uint64_t>(__builtin_popcount(word));
+    tested_bits += 32 * want.size();
+    int failures = 0;
+    for (const auto& [name, screen_tile] : {std::pair{"avx512_vnni", avx512_vnni::screen_tile},
+                                            std::pair{"amx_int8", amx_int8::screen_tile}}) {
+        std::vector<std::uint32_t> candidates(rows * blocks, kStale), block_rows(blocks, 0);
+        ScreenJob job{queries.data(), rows,         panels.data,     blocks,   groups,
+                      offset.data(),  scale.data(), norm.data(),     residual.data(), a.data(),
+                      b.data(),       t.data(),     eligible.data(), candidates.data(), block_rows.data()};
+        screen_tile(job);
+        bool ok = block_rows == want_rows;
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t blk = 0; blk < blocks; ++blk) {
+                const std::uint32_t got = candidates[r * blocks + blk], expected = want[r * blocks + blk];
+                ok = ok && (expected != 0 ? got == expected : got == kStale);
+            }
+        if (!ok) {
+            std::fprintf(stderr, "FAIL %s rows %zu groups %zu blocks %zu\n", name, rows, groups, blocks);
+            ++failures;
+        }
+    }
+    return failures;
 }
 
 }  // namespace

@@ -106,7 +106,7 @@ struct ScreenJob {
     const float* b;
     const float* t;
     const std::uint32_t* eligible;  // n_rows x n_blocks
-    std::uint32_t* candidates;      // n_rows x n_blocks
+    std::uint32_t* candidates;      // n_rows x n_blocks: written only where block_rows has the row's bit
     std::uint32_t* block_rows;      // n_blocks: bit r = row r has a candidate in the block
     // A stretch of the next tile's int8 panels to bring into L2 meanwhile (a hint, as in TileJob).
     const void* prefetch = nullptr;
