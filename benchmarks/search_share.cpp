@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
         job.dim = d;
         job.thresholds = thresholds.data();
         job.eligible = eligible.data();
+        job.eligible_stride = tile;
         job.scores = tile_scores.data();
         job.candidates = candidates.data();
         job.flagged = flagged.data();

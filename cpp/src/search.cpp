@@ -200,6 +200,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     const bool row_bitmaps = input.exclude_indptr.present() &&
                              scratch.size() * max_task_rows * n_blocks * sizeof(std::uint32_t) <=
                                  options.exclusion_bitmap_bytes;
+    const bool sorted_exclusions = input.exclude_indptr.present() && !row_bitmaps;
 
     parallel_for(n_tasks, threads, [&](std::size_t thread_index, std::size_t task) {
         Scratch& s = scratch[thread_index];
@@ -320,15 +321,17 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     blocks = stop - tile;
                     if (blocks == 0) continue;
                 }
+                // The kernels read each row's eligibility in place: the words every row shares
+                // (no exclusions), or the rows' bitmaps; only sorted exclusions need a copy.
+                const std::uint32_t* group_eligible = allowed.data() + tile;
+                std::size_t eligible_stride = 0;
+                if (row_bitmaps) group_eligible = s.row_bits.data() + group * n_blocks + tile, eligible_stride = n_blocks;
+                if (sorted_exclusions) group_eligible = s.eligible.data(), eligible_stride = blocks;
                 for (std::size_t r = 0; r < group_rows; ++r) {
                     const std::size_t row = group + r;
                     s.rows[r] = input.queries + (first + row) * dim;
+                    if (!sorted_exclusions) continue;
                     std::uint32_t* eligible = s.eligible.data() + r * blocks;
-                    if (row_bitmaps) {
-                        const std::uint32_t* bits = s.row_bits.data() + row * n_blocks + tile;
-                        std::copy(bits, bits + blocks, eligible);
-                        continue;
-                    }
                     std::copy(allowed.begin() + tile, allowed.begin() + tile + blocks, eligible);
                     // Clear the bits of this row's excluded items that fall in this tile.
                     std::int64_t& cursor = s.cursors[row];
@@ -364,7 +367,8 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                                             s.screen_a.data(),
                                             s.screen_b.data(),
                                             s.screen_t.data(),
-                                            s.eligible.data(),
+                                            group_eligible,
+                                            eligible_stride,
                                             s.candidates.data(),
                                             s.block_rows.data()};
                     const std::size_t next_bytes = next_tile_floats / items.block_floats() * items.int8_block_bytes();
@@ -376,7 +380,6 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     // Rescore every flagged block in float32 exactly as the avx512 kernel does,
                     // and push what the plain path would push: eligible items scoring >= T.
                     const std::uint32_t* const flags = s.candidates.data();
-                    const std::uint32_t* const eligible_words = s.eligible.data();
                     const float* const panels = items.panels() + tile * items.block_floats();
                     const std::size_t block_floats = items.block_floats();
                     std::size_t pairs = 0, singles = 0;
@@ -419,7 +422,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                         const std::size_t r = s.pair_row[i], b = s.pair_block[i];
                         TopKHeap& heap = heaps[group + r];
                         const float* pair_scores = s.scores.data() + i * kBlockItems;
-                        for (std::uint32_t bits = s.pair_above[i] & eligible_words[r * blocks + b]; bits != 0;
+                        for (std::uint32_t bits = s.pair_above[i] & group_eligible[r * eligible_stride + b]; bits != 0;
                              bits &= bits - 1) {
                             const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
                             heap.push(pair_scores[j], items.item_at((tile + b) * kBlockItems + j));
@@ -433,7 +436,8 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                                      blocks,
                                      dim,
                                      s.thresholds.data(),
-                                     s.eligible.data(),
+                                     group_eligible,
+                                     eligible_stride,
                                      s.scores.data(),
                                      s.candidates.data(),
                                      s.flagged.data(),

@@ -4,7 +4,8 @@
 // stored, and a block without one keeps its stale candidate word. Items with NaN or infinite values put NaN and +-inf
 // scores beside finite ones in the same block (a NaN score never reaches a threshold), so
 // that a test of both halves of a block at once must not let one half hide the other.
-// Thresholds include -inf (every eligible item) and +inf.
+// Thresholds include -inf (every eligible item) and +inf; the eligibility words are per row or
+// shared by all rows (stride 0).
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -38,7 +39,9 @@ int check(const FloatKernel& kernel, std::mt19937& rng, std::size_t rows, std::s
         tile.panels.data[(b * dim + d) * kBlock + j] = value;
     }
     tile.score_in_double();
-    std::vector<std::uint32_t> eligible(rows * blocks);
+    // One row of eligibility words per row, or (a third of the tiles) one shared by every row.
+    const std::size_t stride = rng() % 3 == 0 ? 0 : blocks;
+    std::vector<std::uint32_t> eligible(stride == 0 ? blocks : rows * blocks);
     for (auto& word : eligible) word = rng() % 4 == 0 ? static_cast<std::uint32_t>(rng()) : ~0u;
     std::vector<float> thresholds(rows);
     for (float& t : thresholds) {
@@ -50,8 +53,8 @@ int check(const FloatKernel& kernel, std::mt19937& rng, std::size_t rows, std::s
     const std::size_t flag_words = (blocks + 63) / 64;
     std::vector<std::uint64_t> flagged(rows * flag_words, 0);
     TileJob job{tile.query_rows.data(), rows,      tile.panels.data, blocks,    dim,
-                thresholds.data(), eligible.data(), scores.data(), candidates.data(), flagged.data(),
-                flag_words,        nullptr,         nullptr};
+                thresholds.data(), eligible.data(), stride,        scores.data(), candidates.data(),
+                flagged.data(),    flag_words,      nullptr,       nullptr};
     kernel.score_tile(job);
     int failures = 0;
     for (std::size_t r = 0; r < rows; ++r) {
@@ -64,7 +67,7 @@ int check(const FloatKernel& kernel, std::mt19937& rng, std::size_t rows, std::s
                 if (std::isfinite(s) && std::fabs(s - thresholds[r]) < 1e-3) unsure |= 1u << j;  // rounding
                 if (s >= thresholds[r]) want |= 1u << j;
             }
-            want &= eligible[r * blocks + b];
+            want &= eligible[r * stride + b];
             const bool flag = flagged[r * flag_words + b / 64] >> (b % 64) & 1u;
             const std::uint32_t got = flag ? candidates[r * blocks + b] : 0u;
             bool ok = ((got ^ want) & ~unsure) == 0 && (!flag || got != 0);

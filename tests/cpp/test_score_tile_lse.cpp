@@ -73,8 +73,8 @@ int check(const FloatKernel& kernel, std::mt19937& rng, std::size_t rows, std::s
     const std::size_t flag_words = (blocks + 63) / 64;
     std::vector<std::uint64_t> flagged(rows * flag_words, 0);
     TileJob job{tile.query_rows.data(), rows,      tile.panels.data, blocks,    dim,
-                thresholds.data(), eligible.data(), scores.data(), candidates.data(), flagged.data(),
-                flag_words,        lse_max.data(),  lse_sum.data()};
+                thresholds.data(), eligible.data(), blocks,        scores.data(), candidates.data(),
+                flagged.data(),    flag_words,      lse_max.data(), lse_sum.data()};
     kernel.score_tile(job);
     int failures = 0;
     for (std::size_t r = 0; r < rows; ++r) {
@@ -95,8 +95,9 @@ int check(const FloatKernel& kernel, std::mt19937& rng, std::size_t rows, std::s
         std::vector<std::uint64_t> alone_flagged(flag_words, 0);
         TileJob alone{tile.query_rows.data() + r, 1, tile.panels.data,   blocks,
                       dim,                   thresholds.data() + r, eligible.data() + r * blocks,
-                      alone_scores.data(),   alone_candidates.data(), alone_flagged.data(),
-                      flag_words,            &alone_max,            &alone_sum};
+                      blocks,                alone_scores.data(),   alone_candidates.data(),
+                      alone_flagged.data(),  flag_words,            &alone_max,
+                      &alone_sum};
         kernel.score_tile(alone);
         if (alone_max != lse_max[r] || alone_sum != lse_sum[r]) {
             std::fprintf(stderr, "FAIL %s rows %zu blocks %zu dim %zu row %zu: (%.9g, %.17g) in the group, (%.9g, %.17g) alone\n",

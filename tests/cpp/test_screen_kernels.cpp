@@ -48,7 +48,9 @@ int check(std::mt19937& rng, std::size_t rows, std::size_t groups, std::size_t b
     std::vector<float> scale(blocks, 1.0f), norm(blocks, 1.0f), residual(blocks, 1.0f), a(16, 0.0f), b(16, 0.0f), t(16);
     std::normal_distribution<float> spread(0.0f, 1.0f);
     for (auto& x : t) x = spread(rng) * 3000.0f * static_cast<float>(groups);
-    std::vector<std::uint32_t> eligible(rows * blocks);
+    // One row of eligibility words per row, or (a third of the tiles) one shared by every row.
+    const std::size_t stride = rng() % 3 == 0 ? 0 : blocks;
+    std::vector<std::uint32_t> eligible(stride == 0 ? blocks : rows * blocks);
     for (auto& x : eligible) x = static_cast<std::uint32_t>(rng()) | static_cast<std::uint32_t>(rng());
     // The reference: D = sum of (query byte) x (item byte) + offset, exact in 64 bits; item j of
     // block b is flagged when D >= floor(t) and it is eligible.
@@ -59,7 +61,7 @@ int check(std::mt19937& rng, std::size_t rows, std::size_t groups, std::size_t b
                 std::int64_t sum = offset[blk * 32 + j];
                 for (std::size_t g = 0; g < groups * 4; ++g)
                     sum += std::int64_t{queries[r][g]} * panels.data[blk * groups * 128 + (g / 4) * 128 + j * 4 + g % 4];
-                if (sum >= static_cast<std::int64_t>(std::floor(t[r])) && ((eligible[r * blocks + blk] >> j) & 1u) != 0)
+                if (sum >= static_cast<std::int64_t>(std::floor(t[r])) && ((eligible[r * stride + blk] >> j) & 1u) != 0)
                     want[r * blocks + blk] |= 1u << j;
             }
     for (std::size_t r = 0; r < rows; ++r)
@@ -73,7 +75,8 @@ int check(std::mt19937& rng, std::size_t rows, std::size_t groups, std::size_t b
         std::vector<std::uint32_t> candidates(rows * blocks, kStale), block_rows(blocks, 0);
         ScreenJob job{queries.data(), rows,         panels.data,     blocks,   groups,
                       offset.data(),  scale.data(), norm.data(),     residual.data(), a.data(),
-                      b.data(),       t.data(),     eligible.data(), candidates.data(), block_rows.data()};
+                      b.data(),       t.data(),     eligible.data(), stride,         candidates.data(),
+                      block_rows.data()};
         screen_tile(job);
         bool ok = block_rows == want_rows;
         for (std::size_t r = 0; r < rows; ++r)

@@ -34,8 +34,9 @@ int check(const FloatKernel& kernel, std::mt19937& rng, std::size_t rows, std::s
     std::vector<std::uint32_t> candidates(rows * blocks, 0);
     const std::size_t flag_words = (blocks + 63) / 64;
     std::vector<std::uint64_t> flagged(rows * flag_words, 0);
-    TileJob job{tile.query_rows.data(), rows, tile.panels.data, blocks, dim, thresholds.data(), eligible.data(),
-                scores.data(),     candidates.data(), flagged.data(), flag_words, nullptr,        nullptr};
+    TileJob job{tile.query_rows.data(), rows,   tile.panels.data,  blocks,        dim,        thresholds.data(),
+                eligible.data(),        blocks, scores.data(),     candidates.data(), flagged.data(), flag_words,
+                nullptr,                nullptr};
     kernel.score_tile(job);
     std::vector<float> maxima(rows * kBlock);
     kernel.lane_maxima(job, maxima.data());

@@ -39,7 +39,7 @@ void seed_maxima(const TileJob& job) {
     std::uint64_t flagged[kMaxRows] = {};
     float lowest[kMaxRows];
     for (std::size_t r = 0; r < job.n_rows; ++r) {
-        eligible[r] = job.eligible[r * job.n_blocks];
+        eligible[r] = job.eligible[r * job.eligible_stride];
         lowest[r] = -INFINITY;  // every eligible score is a candidate, so every one is stored
     }
     TileJob first{};
@@ -50,6 +50,7 @@ void seed_maxima(const TileJob& job) {
     first.dim = job.dim;
     first.thresholds = lowest;
     first.eligible = eligible;
+    first.eligible_stride = 1;
     first.scores = scores;
     first.candidates = candidates;
     first.flagged = flagged;

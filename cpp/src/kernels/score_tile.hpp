@@ -21,7 +21,10 @@ struct TileJob {
     std::size_t n_blocks;
     std::size_t dim;
     const float* thresholds;      // per row: a candidate must score at least this (ties go to the heap)
-    const std::uint32_t* eligible;  // n_rows x n_blocks: bit j = item j of the block may count
+    const std::uint32_t* eligible;  // row r, block b: eligible[r * eligible_stride + b], bit j = item j
+                                    // of the block may count
+    std::size_t eligible_stride;    // n_blocks for one word per row and block; 0 when the rows share
+                                    // one row of words (no per-query exclusions): nothing to copy
     float* scores;                // n_rows x (n_blocks * 32): at least every candidate's score
                                   // (kernels may write others too; AVX2 stores half-blocks)
     std::uint32_t* candidates;    // n_rows x n_blocks: eligible and above the threshold, written only
@@ -105,7 +108,8 @@ struct ScreenJob {
     const float* a;  // per row
     const float* b;
     const float* t;
-    const std::uint32_t* eligible;  // n_rows x n_blocks
+    const std::uint32_t* eligible;  // as in TileJob: row r, block b at eligible[r * eligible_stride + b]
+    std::size_t eligible_stride;
     std::uint32_t* candidates;      // n_rows x n_blocks: written only where block_rows has the row's bit
     std::uint32_t* block_rows;      // n_blocks: bit r = row r has a candidate in the block
     // A stretch of the next tile's int8 panels to bring into L2 meanwhile (a hint, as in TileJob).

@@ -56,6 +56,7 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
     const float* const panels = job.panels;
     const float* const thresholds = job.thresholds;
     const std::uint32_t* const eligible = job.eligible;
+    const std::size_t eligible_stride = job.eligible_stride;
     float* const scores = job.scores;
     std::uint32_t* const candidates = job.candidates;
     std::uint64_t* const flagged = job.flagged;
@@ -106,7 +107,7 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
                     _mm256_storeu_ps(out + 8, acc[r][1]);
                 }
                 if constexpr (Lse) {
-                    const std::uint32_t mask = eligible[row * n_blocks + b] >> (16 * half);
+                    const std::uint32_t mask = eligible[row * eligible_stride + b] >> (16 * half);
                     const __m256 shift = _mm256_set1_ps(lse_shift[row]);
                     __m256 sum = _mm256_load_ps(lse_partial + 8 * row);
                     sum = _mm256_add_ps(sum, _mm256_and_ps(exp2_of_scaled(acc[r][0], shift), lane_mask(mask)));
@@ -118,7 +119,7 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
         for (int r = 0; r < R; ++r) {
             const std::size_t row = row0 + r;
             if (above[r] == 0) continue;
-            const std::uint32_t found = above[r] & eligible[row * n_blocks + b];
+            const std::uint32_t found = above[r] & eligible[row * eligible_stride + b];
             if (found == 0) continue;
             candidates[row * n_blocks + b] = found;
             flagged[row * flag_words + b / 64] |= std::uint64_t{1} << (b % 64);
@@ -181,7 +182,7 @@ __m256 exp_nonpositive(__m256 x) {
 
 void update_logsumexp(const TileJob& job, std::size_t row) {
     const float* scores = job.scores + row * job.n_blocks * kBlock;
-    const std::uint32_t* eligible = job.eligible + row * job.n_blocks;
+    const std::uint32_t* eligible = job.eligible + row * job.eligible_stride;
     const __m256 minus_inf = _mm256_set1_ps(-INFINITY);
     __m256 vmax = minus_inf;
     for (std::size_t b = 0; b < job.n_blocks; ++b)

@@ -46,6 +46,7 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
     const float* const panels = job.panels;
     const float* const thresholds = job.thresholds;
     const std::uint32_t* const eligible = job.eligible;
+    const std::size_t eligible_stride = job.eligible_stride;
     float* const scores = job.scores;
     std::uint32_t* const candidates = job.candidates;
     std::uint64_t* const flagged = job.flagged;
@@ -87,7 +88,7 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
             if (!_kortestc_mask16_u8(below, below)) {
                 const __mmask16 lo = _mm512_cmp_ps_mask(acc[r][0], threshold, _CMP_GE_OQ);
                 const __mmask16 hi = _mm512_cmp_ps_mask(acc[r][1], threshold, _CMP_GE_OQ);
-                const std::uint32_t mask = eligible[row * n_blocks + b];
+                const std::uint32_t mask = eligible[row * eligible_stride + b];
                 const std::uint32_t found = (std::uint32_t{lo} | (std::uint32_t{hi} << 16)) & mask;
                 if (found != 0) {
                     candidates[row * n_blocks + b] = found;
@@ -97,7 +98,7 @@ void score_rows(const TileJob& job, std::size_t row0, const float* lse_shift, fl
                 }
             }
             if constexpr (Lse) {
-                const std::uint32_t mask = eligible[row * n_blocks + b];
+                const std::uint32_t mask = eligible[row * eligible_stride + b];
                 const __m512 shift = _mm512_set1_ps(lse_shift[row]);
                 __m512 sum = _mm512_load_ps(lse_partial + 16 * row);
                 sum = _mm512_mask_add_ps(sum, static_cast<__mmask16>(mask), sum, exp2_of_scaled(acc[r][0], shift));
@@ -130,7 +131,7 @@ __m512 exp_nonpositive(__m512 x) {
 
 void update_logsumexp(const TileJob& job, std::size_t row) {
     const float* scores = job.scores + row * job.n_blocks * kBlock;
-    const std::uint32_t* eligible = job.eligible + row * job.n_blocks;
+    const std::uint32_t* eligible = job.eligible + row * job.eligible_stride;
     __m512 vmax = _mm512_set1_ps(-INFINITY);
     for (std::size_t b = 0; b < job.n_blocks; ++b) {
         vmax = _mm512_mask_max_ps(vmax, static_cast<__mmask16>(eligible[b]), vmax, _mm512_loadu_ps(scores + b * kBlock));

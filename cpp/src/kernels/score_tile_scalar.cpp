@@ -49,7 +49,7 @@ void score_tile(const TileJob& job) {
     const std::size_t row_floats = job.n_blocks * kBlock;
     for (std::size_t r = 0; r < job.n_rows; ++r) {
         float* row_scores = job.scores + r * row_floats;
-        const std::uint32_t* eligible = job.eligible + r * job.n_blocks;
+        const std::uint32_t* eligible = job.eligible + r * job.eligible_stride;
         const float threshold = job.thresholds[r];
         for (std::size_t b = 0; b < job.n_blocks; ++b) {
             float* out = row_scores + b * kBlock;

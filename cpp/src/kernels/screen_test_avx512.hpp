@@ -32,7 +32,7 @@ inline std::uint32_t flag_row(const ScreenJob& job, std::size_t row, std::size_t
     const __m512i threshold = _mm512_set1_epi32(thr);
     const __mmask16 keep_lo = _mm512_cmpge_epi32_mask(lo, threshold), keep_hi = _mm512_cmpge_epi32_mask(hi, threshold);
     if (_kortestz_mask16_u8(keep_lo, keep_hi)) return 0;
-    const std::uint32_t flagged = _cvtmask32_u32(_mm512_kunpackw(keep_hi, keep_lo)) & job.eligible[row * job.n_blocks + blk];
+    const std::uint32_t flagged = _cvtmask32_u32(_mm512_kunpackw(keep_hi, keep_lo)) & job.eligible[row * job.eligible_stride + blk];
     if (flagged != 0) job.candidates[row * job.n_blocks + blk] = flagged;
     return flagged;
 }
