@@ -325,8 +325,13 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                 // (no exclusions), or the rows' bitmaps; only sorted exclusions need a copy.
                 const std::uint32_t* group_eligible = allowed.data() + tile;
                 std::size_t eligible_stride = 0;
-                if (row_bitmaps) group_eligible = s.row_bits.data() + group * n_blocks + tile, eligible_stride = n_blocks;
-                if (sorted_exclusions) group_eligible = s.eligible.data(), eligible_stride = blocks;
+                if (row_bitmaps) {
+                    group_eligible = s.row_bits.data() + group * n_blocks + tile;
+                    eligible_stride = n_blocks;
+                } else if (sorted_exclusions) {
+                    group_eligible = s.eligible.data();
+                    eligible_stride = blocks;
+                }
                 for (std::size_t r = 0; r < group_rows; ++r) {
                     const std::size_t row = group + r;
                     s.rows[r] = input.queries + (first + row) * dim;
