@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_args.hpp"
 #include "kernels/intrinsics.hpp"  // <immintrin.h> without GCC 12's false warnings
 #include "kernels/score_tile.hpp"
 #include "recbatch/search.hpp"
@@ -65,14 +66,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: %s W1|W2|W3 [queries] [repeat] [threads]  (needs AVX-512)\n", argv[0]);
         return 2;
     }
-    const std::string shape = argv[1];
-    std::size_t m = 20000, d = 32, k = 10, n = 9600;
-    if (shape == "W1") m = 100000, d = 64, k = 25, n = 1920;
-    if (shape == "W2") m = 1000000, d = 128, k = 100, n = 480;
-    // Empty or zero arguments keep the defaults.
-    if (argc > 2 && std::strtoul(argv[2], nullptr, 10) > 0) n = std::strtoul(argv[2], nullptr, 10);
-    const int repeat = argc > 3 && std::atoi(argv[3]) > 0 ? std::atoi(argv[3]) : 15;
-    const std::size_t threads = argc > 4 && std::atoi(argv[4]) > 0 ? std::strtoul(argv[4], nullptr, 10) : 1;
+    const bench::Args args = bench::parse_args(argc, argv, 15);
+    const std::string& shape = args.shape;
+    const std::size_t m = args.m, d = args.d, k = args.k, n = args.n, threads = args.threads;
+    const int repeat = args.repeat;
 
     std::mt19937 generator(1);
     std::normal_distribution<float> normal;

@@ -5,7 +5,8 @@ The same build by hand:
     ctest --test-dir build/asan --output-on-failure
 
 The build includes benchmarks/search_share.cpp, which drives the kernel directly: where the CPU
-can run it, a short run under the sanitizers checks its use of the kernel contract too.
+can run it, a short run under the sanitizers checks its use of the kernel contract too; and
+benchmarks/search_only.cpp, run briefly on a few paths.
 """
 
 from __future__ import annotations
@@ -79,3 +80,18 @@ def test_kernel_under_address_and_ub_sanitizers(tmp_path: Path) -> None:
         assert share.returncode == 0, share.stdout + share.stderr
         assert share.stdout.startswith("| W3 | 240 | 1 |")
         assert "runtime error" not in share.stderr
+    # The A/B tool (benchmarks/search_only.cpp) on the paths it offers: levels, log-sum-exp,
+    # exclusions.
+    levels = recbatch.available_simd_levels()
+    runs = ["exclude", "level=scalar"] + (["logsumexp,level=avx2"] if "avx2" in levels else [])
+    for options in runs if (build / "search_only").exists() else []:
+        alone = subprocess.run(
+            [str(build / "search_only"), "W3", "100", "1", "2", options],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert alone.returncode == 0, alone.stdout + alone.stderr
+        assert alone.stdout.startswith(f"W3, 100 queries, 2 threads, {options}: best of 1 ")
+        assert "runtime error" not in alone.stderr

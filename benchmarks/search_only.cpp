@@ -1,0 +1,104 @@
+// The whole search alone, best of N, for A/B comparisons of two builds on a shared machine:
+// build both, then run them in alternation (old, new, old, new, ...) and compare the best
+// times; perf of one run shows where the time goes (kernel against driver), which the other
+// processes on the machine cannot move.
+//
+//   cmake -S cpp -B build/cpp -DCMAKE_BUILD_TYPE=Release -DRECBATCH_BUILD_BENCHMARKS=ON
+//   cmake --build build/cpp -j 2
+//   build/cpp/search_only W3 [queries] [repeat] [threads] [options]
+//
+// Options (any of, comma-separated): level=scalar|avx2|avx512|avx512_vnni|amx_int8 (default:
+// the widest this CPU runs), logsumexp, exclude (100 random items per query). Gaussian queries
+// and items of the workload's shape (bench_args.hpp). Prints the best time and its effective
+// GFLOP/s (2 n m d / time).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench_args.hpp"
+#include "recbatch/search.hpp"
+
+namespace {
+
+double now() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+bool has_option(const std::string& options, const std::string& name) {
+    return ("," + options + ",").find("," + name + ",") != std::string::npos;
+}
+
+recbatch::SimdLevel level_option(const std::string& options) {
+    using recbatch::SimdLevel;
+    const std::pair<const char*, SimdLevel> names[] = {{"scalar", SimdLevel::scalar},
+                                                       {"avx2", SimdLevel::avx2},
+                                                       {"avx512", SimdLevel::avx512},
+                                                       {"avx512_vnni", SimdLevel::avx512_vnni},
+                                                       {"amx_int8", SimdLevel::amx_int8}};
+    for (const auto& [name, level] : names)
+        if (has_option(options, std::string("level=") + name)) return level;
+    return recbatch::detected_simd_level();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace recbatch;
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: %s W1|W2|W3 [queries] [repeat] [threads] [level=...,logsumexp,exclude]\n",
+                     argv[0]);
+        return 2;
+    }
+    const bench::Args args = bench::parse_args(argc, argv, 10);
+    const std::string& shape = args.shape;
+    const std::size_t m = args.m, d = args.d, k = args.k, n = args.n, threads = args.threads;
+    const int repeat = args.repeat;
+    const std::string options = argc > 5 ? argv[5] : "";
+
+    std::mt19937 generator(1);
+    std::normal_distribution<float> normal;
+    std::vector<float> items(m * d), queries(n * d);
+    for (float& x : items) x = normal(generator);
+    for (float& x : queries) x = normal(generator);
+    SearchOptions search_options;
+    search_options.k = k;
+    search_options.threads = threads;
+    search_options.level = level_option(options);
+    search_options.logsumexp = has_option(options, "logsumexp");
+    const PackedItems packed(items.data(), m, d, search_options.level >= SimdLevel::avx512_vnni);
+    SearchInput input;
+    input.queries = queries.data();
+    input.n_queries = n;
+    std::vector<std::int64_t> indptr(n + 1, 0), excluded;
+    if (has_option(options, "exclude")) {
+        std::uniform_int_distribution<std::int64_t> item(0, static_cast<std::int64_t>(m) - 1);
+        for (std::size_t q = 0; q < n; ++q) {
+            for (int j = 0; j < 100; ++j) excluded.push_back(item(generator));
+            indptr[q + 1] = static_cast<std::int64_t>(excluded.size());
+        }
+        input.exclude_indptr.wide = indptr.data();
+        input.exclude_indices.wide = excluded.data();
+    }
+    std::vector<std::int64_t> indices(n * k);
+    std::vector<float> scores(n * k);
+    std::vector<double> logsumexp(n);
+    SearchOutput output;
+    output.indices = indices.data();
+    output.scores = scores.data();
+    output.logsumexp = logsumexp.data();
+
+    double best = 1e300;
+    for (int turn = 0; turn < repeat; ++turn) {
+        const double start = now();
+        search(packed, input, search_options, output);
+        best = std::min(best, now() - start);
+    }
+    const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(m) * static_cast<double>(d);
+    std::printf("%s, %zu queries, %zu threads, %s: best of %d %.4f s, %.1f GFLOP/s\n", shape.c_str(), n, threads,
+                options.empty() ? "defaults" : options.c_str(), repeat, best, flops / best / 1e9);
+    return 0;
+}
