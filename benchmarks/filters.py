@@ -49,7 +49,8 @@ def main() -> None:
         levels = args.levels.split(",")
     else:
         best = recbatch.simd_level()
-        levels = [best] + (["avx512"] if best in ("avx512_vnni", "amx_int8") else [])
+        float_level = {"avx2_int8": "avx2", "avx512_vnni": "avx512", "amx_int8": "avx512"}
+        levels = [best] + ([float_level[best]] if best in float_level else [])
 
     variants: dict[str, dict[str, object]] = {
         "plain": {},

@@ -7,7 +7,7 @@
 //   cmake --build build/cpp -j 2
 //   build/cpp/search_only W3 [queries] [repeat] [threads] [options]
 //
-// Options (any of, comma-separated): level=scalar|avx2|avx512|avx512_vnni|amx_int8 (default:
+// Options (any of, comma-separated): level=scalar|avx2|avx2_int8|avx512|avx512_vnni|amx_int8 (default:
 // the widest this CPU runs), logsumexp, exclude (100 random items per query). Gaussian queries
 // and items of the workload's shape (bench_args.hpp). Prints the best time and its effective
 // GFLOP/s (2 n m d / time).
@@ -33,15 +33,11 @@ bool has_option(const std::string& options, const std::string& name) {
 }
 
 recbatch::SimdLevel level_option(const std::string& options) {
-    using recbatch::SimdLevel;
-    const std::pair<const char*, SimdLevel> names[] = {{"scalar", SimdLevel::scalar},
-                                                       {"avx2", SimdLevel::avx2},
-                                                       {"avx512", SimdLevel::avx512},
-                                                       {"avx512_vnni", SimdLevel::avx512_vnni},
-                                                       {"amx_int8", SimdLevel::amx_int8}};
-    for (const auto& [name, level] : names)
-        if (has_option(options, std::string("level=") + name)) return level;
-    return recbatch::detected_simd_level();
+    const std::string key = "level=";
+    const std::size_t at = ("," + options).find("," + key);
+    if (at == std::string::npos) return recbatch::detected_simd_level();
+    const std::size_t begin = at + key.size(), end = options.find(',', begin);
+    return recbatch::parse_simd_level(options.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
 }
 
 }  // namespace
@@ -69,7 +65,7 @@ int main(int argc, char** argv) {
     search_options.threads = threads;
     search_options.level = level_option(options);
     search_options.logsumexp = has_option(options, "logsumexp");
-    const PackedItems packed(items.data(), m, d, search_options.level >= SimdLevel::avx512_vnni);
+    const PackedItems packed(items.data(), m, d, search_options.level >= SimdLevel::avx2_int8);
     SearchInput input;
     input.queries = queries.data();
     input.n_queries = n;

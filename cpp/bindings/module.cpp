@@ -198,7 +198,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
             return d;
         },
         py::arg("reset") = false,
-        "Counters of the int8 screening pass (level avx512_vnni) summed over this process's searches.");
+        "Counters of the int8 screening pass (levels avx2_int8, avx512_vnni, amx_int8) summed over this process's searches.");
     py::class_<ItemIndex>(m, "ItemIndex")
         .def(py::init<const FloatArray&>(), py::arg("items"))
         .def_property_readonly("n_items", &ItemIndex::n_items)

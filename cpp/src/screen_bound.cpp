@@ -1,7 +1,7 @@
-// The int8 screening pass's bound (level avx512_vnni).
+// The int8 screening pass's bound (levels avx2_int8, avx512_vnni, amx_int8).
 //
-// Per query q (float32) the driver picks s_q = max_i |q_i| / 127 (float32) and
-// q8 = round(q / s_q) in [-127, 127]; PackedItems holds, per block of 32 items, one scale s_v
+// Per query q (float32) the driver picks s_q = max_i |q_i| / L (float32) and
+// q8 = round(q / s_q) in [-L, L], L = 127 (63 for avx2_int8's 7-bit queries); PackedItems holds, per block of 32 items, one scale s_v
 // and v8 = round(v / s_v) for each item v. With q~ = s_q q8 and v~ = s_v v8 (real numbers),
 // for the real inner product p = q . v:
 //     p = q~ . v~ + (q - q~) . v + q~ . (v - v~)
@@ -15,14 +15,15 @@
 // and with N >= |v|, R >= |v - v~| (per block, rounded up) and t <= (T - A) / s_q:
 //     f >= T  implies  D >= (t - a N - b R) / s_v.
 // The kernel evaluates the right-hand side in float32 with every rounding directed down
-// (the subtracted terms rounded up), floors it to an int32 threshold and compares the
+// (the subtracted terms rounded up; AVX2 has no directed rounding, so avx2_int8 evaluates it
+// in double and subtracts a margin that covers its roundings), floors it to an int32 threshold and compares the
 // exact integer D against it; whatever does not fit (NaN, overflow, s_v = 0) gives INT_MIN,
 // which flags everything. a, b and t below carry a further (1 + 1e-6) and 4u margin,
 // which covers every double rounding here. So an item that is not flagged provably cannot
 // reach the query's current k-th best score T.
-// Flagged blocks are rescored by the avx512 kernel's own arithmetic (score_blocks) and
+// Flagged blocks are rescored by the float kernel's own arithmetic (score_blocks) and
 // pushed under the plain path's rule (score >= T, eligible), so every heap sees exactly
-// the pushes it sees on the avx512 level: results, and even pruning decisions, are
+// the pushes it sees on the float level: results, and even pruning decisions, are
 // identical. Rows where the bound cannot be trusted (s_q not a normal float, a float32
 // score that could overflow, T = +inf) get t = -inf: every item is rescored.
 
@@ -52,20 +53,20 @@ float round_up(double x) {
 }  // namespace
 
 RowBound quantise_query(const float* q, std::size_t dim, std::size_t groups, double norm, double max_item_norm,
-                        std::uint8_t* bytes) {
+                        int levels, std::uint8_t* bytes) {
     RowBound out;
-    std::fill(bytes, bytes + groups * 4, std::uint8_t{128});
+    std::fill(bytes, bytes + groups * 4, static_cast<std::uint8_t>(levels + 1));
     float max_abs = 0.0f;
     for (std::size_t d = 0; d < dim; ++d) max_abs = std::max(max_abs, std::fabs(q[d]));
-    const float scale = max_abs / 127.0f;
+    const float scale = max_abs / static_cast<float>(levels);
     const double gamma = (static_cast<double>(dim) + 2.0) * kUnit / (1.0 - (static_cast<double>(dim) + 2.0) * kUnit);
     if (!(scale >= FLT_MIN) || !(gamma < 0.5)) return out;
     // No partial sum of a float32 score may overflow: |q| |v| (1 + gamma) well below FLT_MAX.
     if (!(norm * max_item_norm * 4.0 < static_cast<double>(FLT_MAX))) return out;
     double residual = 0.0, quantised = 0.0;
     for (std::size_t d = 0; d < dim; ++d) {
-        const double q8 = std::clamp(std::nearbyint(static_cast<double>(q[d]) / scale), -127.0, 127.0);
-        bytes[d] = static_cast<std::uint8_t>(static_cast<int>(q8) + 128);
+        const double q8 = std::clamp(std::nearbyint(static_cast<double>(q[d]) / scale), -double(levels), double(levels));
+        bytes[d] = static_cast<std::uint8_t>(static_cast<int>(q8) + levels + 1);
         const double approx = static_cast<double>(scale) * q8;
         residual += (q[d] - approx) * (q[d] - approx);
         quantised += approx * approx;

@@ -15,10 +15,17 @@ struct RowBound {
     bool ok = false;
 };
 
-// Quantises one query row into `bytes` (groups * 4: q8 + 128, padding 128) and returns its
-// bound constants. norm is |q|; max_item_norm bounds every item's norm.
+// The largest query level of each screening kernel: vpdpbusd takes any unsigned byte (q8 in
+// [-127, 127], stored as q8 + 128); vpmaddubsw's int16 pair sums stay exact only with 7-bit
+// queries (q8 in [-63, 63], stored as q8 + 64; see kernels/screen_tile_avx2.cpp).
+constexpr int kVnniQueryLevels = 127;
+constexpr int kMaddubsQueryLevels = 63;
+
+// Quantises one query row to q8 in [-levels, levels] into `bytes` (groups * 4: q8 + levels + 1,
+// padding levels + 1) and returns its bound constants. norm is |q|; max_item_norm bounds every
+// item's norm.
 RowBound quantise_query(const float* q, std::size_t dim, std::size_t groups, double norm, double max_item_norm,
-                        std::uint8_t* bytes);
+                        int levels, std::uint8_t* bytes);
 
 // The screening threshold t for a row whose current k-th best score is `threshold`
 // (-inf, which flags every item, where the bound cannot be trusted).

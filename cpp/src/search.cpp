@@ -33,46 +33,42 @@ struct Kernels {
     kernels::LaneMaximaFn lane_maxima;
     kernels::KeepAtLeastFn keep_at_least;
     kernels::KthLargestLaneFn kth_largest_lane;
+    // The screening pass (null: none), the largest query level it takes (screen_bound.hpp), and
+    // the rescoring of what it flags in the float kernel's own arithmetic.
+    kernels::ScreenTileFn screen_tile = nullptr;
+    int query_levels = 0;
+    kernels::ScoreBlocksFn score_blocks = nullptr;
+    kernels::ScoreItemsFn score_items = nullptr;
 };
 
 Kernels select_kernels(SimdLevel level) {
     if (static_cast<int>(level) > static_cast<int>(detected_simd_level()))
         throw std::invalid_argument(std::string("SIMD level '") + simd_level_name(level) +
                                     "' is not supported by this CPU");
-    switch (level) {
+    Kernels k{kernels::scalar::score_tile, kernels::scalar::lane_maxima, kernels::scalar::keep_at_least,
+              kernels::scalar::kth_largest_lane};
 #ifdef RECBATCH_X86_64
-        case SimdLevel::amx_int8:  // the float kernel of avx512; screening is added on top
-        case SimdLevel::avx512_vnni:
-        case SimdLevel::avx512:
-            return {kernels::avx512::score_tile, kernels::avx512::lane_maxima, kernels::avx512::keep_at_least,
-                    kernels::avx512::kth_largest_lane};
-        case SimdLevel::avx2:
-            return {kernels::avx2::score_tile, kernels::avx2::lane_maxima, kernels::avx2::keep_at_least,
-                    kernels::avx2::kth_largest_lane};
-#endif
-        default: return {kernels::scalar::score_tile, kernels::scalar::lane_maxima, kernels::scalar::keep_at_least,
-                    kernels::scalar::kth_largest_lane};
+    if (level >= SimdLevel::avx512) {
+        k = {kernels::avx512::score_tile, kernels::avx512::lane_maxima, kernels::avx512::keep_at_least,
+             kernels::avx512::kth_largest_lane};
+        k.score_blocks = kernels::avx512::score_blocks;
+        k.score_items = kernels::avx512::score_items;
+        k.query_levels = screen::kVnniQueryLevels;
+    } else if (level >= SimdLevel::avx2) {
+        k = {kernels::avx2::score_tile, kernels::avx2::lane_maxima, kernels::avx2::keep_at_least,
+             kernels::avx2::kth_largest_lane};
+        k.score_blocks = kernels::avx2::score_blocks;
+        k.score_items = kernels::avx2::score_items;
+        k.query_levels = screen::kMaddubsQueryLevels;
     }
-}
-
-// The screening pass of a level (null: none) and its rescoring kernel (x86-64 only).
-kernels::ScreenTileFn screen_kernel(SimdLevel level) {
-#ifdef RECBATCH_X86_64
+    if (level == SimdLevel::avx2_int8) k.screen_tile = kernels::avx2_int8::screen_tile;
+    if (level == SimdLevel::avx512_vnni) k.screen_tile = kernels::avx512_vnni::screen_tile;
 #ifdef RECBATCH_HAVE_AMX
-    if (level == SimdLevel::amx_int8) return kernels::amx_int8::screen_tile;
+    if (level == SimdLevel::amx_int8) k.screen_tile = kernels::amx_int8::screen_tile;
 #endif
-    if (level == SimdLevel::avx512_vnni) return kernels::avx512_vnni::screen_tile;
 #endif
-    (void)level;
-    return nullptr;
+    return k;
 }
-#ifdef RECBATCH_X86_64
-constexpr kernels::ScoreBlocksFn kScoreBlocks = kernels::avx512::score_blocks;
-constexpr kernels::ScoreItemsFn kScoreItems = kernels::avx512::score_items;
-#else
-constexpr kernels::ScoreBlocksFn kScoreBlocks = nullptr;
-constexpr kernels::ScoreItemsFn kScoreItems = nullptr;
-#endif
 
 // A screened block with at most this many candidates for a row is rescored item by item
 // (score_items: one FMA chain per item) rather than as a whole block (32 chains, and all of
@@ -184,8 +180,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     // The exact log-sum-exp needs every eligible item, so it turns pruning off, and
     // screening too (it would skip the exact scores of items that cannot reach the top k).
     const bool prune = !lse;
-    const kernels::ScreenTileFn screen_tile = screen_kernel(options.level);
-    const bool screen = screen_tile != nullptr && !lse && items.has_int8() && dim <= 100000;
+    const bool screen = kernel.screen_tile != nullptr && !lse && items.has_int8() && dim <= 100000;
     const std::size_t groups = items.dim_groups();
     std::atomic<bool> cancelled{false};
     std::vector<Scratch> scratch(std::min(threads, n_tasks));
@@ -254,7 +249,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             s.query_norms[r] = std::sqrt(norm);
             if (screen)
                 s.row_bounds[r] = screen::quantise_query(q, dim, groups, s.query_norms[r], items.block_norm_bound(0),
-                                                 s.query_bytes.data() + r * groups * 4);
+                                                         kernel.query_levels, s.query_bytes.data() + r * groups * 4);
             if (!input.exclude_indptr.present()) continue;
             // Exclusions name caller indices; the scan walks stored positions.
             if (row_bitmaps) {
@@ -381,8 +376,8 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     const std::size_t share_begin = std::min(next_bytes, group / kMaxRows * share);
                     sjob.prefetch = items.int8_panels() + (tile + tile_size) * items.int8_block_bytes() + share_begin;
                     sjob.prefetch_bytes = std::min(share, next_bytes - share_begin);
-                    screen_tile(sjob);
-                    // Rescore every flagged block in float32 exactly as the avx512 kernel does,
+                    kernel.screen_tile(sjob);
+                    // Rescore every flagged block in float32 exactly as the float kernel does,
                     // and push what the plain path would push: eligible items scoring >= T.
                     const std::uint32_t* const flags = s.candidates.data();
                     const float* const panels = items.panels() + tile * items.block_floats();
@@ -415,13 +410,13 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     }
                     task_rescored += pairs;
                     task_items += singles;
-                    kScoreItems(singles, s.item_query.data(), s.item_column.data(), dim, s.item_score.data());
+                    kernel.score_items(singles, s.item_query.data(), s.item_column.data(), dim, s.item_score.data());
                     for (std::size_t i = 0; i < singles; ++i) {
                         const std::size_t r = s.item_row[i];
                         if (s.item_score[i] >= s.thresholds[r])
                             heaps[group + r].push(s.item_score[i], items.item_at(tile * kBlockItems + s.item_position[i]));
                     }
-                    kScoreBlocks(pairs, s.pair_query.data(), s.pair_panel.data(), s.pair_threshold.data(), dim,
+                    kernel.score_blocks(pairs, s.pair_query.data(), s.pair_panel.data(), s.pair_threshold.data(), dim,
                                  s.scores.data(), s.pair_above.data());
                     for (std::size_t i = 0; i < pairs; ++i) {
                         const std::size_t r = s.pair_row[i], b = s.pair_block[i];

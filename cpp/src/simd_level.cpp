@@ -56,7 +56,7 @@ SimdLevel detect() {
     const bool avx512vl = (ebx >> 31) & 1u;
     if (!avx2) return SimdLevel::scalar;
     const bool avx512vnni = (ecx >> 11) & 1u;
-    if (!(zmm_state && avx512f && avx512dq && avx512bw && avx512vl)) return SimdLevel::avx2;
+    if (!(zmm_state && avx512f && avx512dq && avx512bw && avx512vl)) return SimdLevel::avx2_int8;
     if (!avx512vnni) return SimdLevel::avx512;
     const bool amx_tile = (edx >> 24) & 1u, amx_int8 = (edx >> 25) & 1u;
     const bool tile_state = (xcr0 & 0x60000) == 0x60000;  // XTILECFG and XTILEDATA
@@ -84,6 +84,7 @@ const char* simd_level_name(SimdLevel level) {
     switch (level) {
         case SimdLevel::scalar: return "scalar";
         case SimdLevel::avx2: return "avx2";
+        case SimdLevel::avx2_int8: return "avx2_int8";
         case SimdLevel::avx512: return "avx512";
         case SimdLevel::avx512_vnni: return "avx512_vnni";
         case SimdLevel::amx_int8: return "amx_int8";
@@ -93,10 +94,11 @@ const char* simd_level_name(SimdLevel level) {
 
 SimdLevel parse_simd_level(const std::string& name) {
     for (SimdLevel level :
-         {SimdLevel::scalar, SimdLevel::avx2, SimdLevel::avx512, SimdLevel::avx512_vnni, SimdLevel::amx_int8})
+         {SimdLevel::scalar, SimdLevel::avx2, SimdLevel::avx2_int8, SimdLevel::avx512, SimdLevel::avx512_vnni,
+          SimdLevel::amx_int8})
         if (name == simd_level_name(level)) return level;
     throw std::invalid_argument("unknown SIMD level '" + name +
-                                "'; expected scalar, avx2, avx512, avx512_vnni or amx_int8");
+                                "'; expected scalar, avx2, avx2_int8, avx512, avx512_vnni or amx_int8");
 }
 
 }  // namespace recbatch

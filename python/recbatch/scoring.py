@@ -29,7 +29,7 @@ __all__ = [
 #: or an ``(indptr, indices)`` pair in CSR layout.
 ExcludeLike = Any  # scipy.sparse CSR matrix, or tuple[ArrayLike, ArrayLike]
 
-_LEVEL_ORDER = ("scalar", "avx2", "avx512", "avx512_vnni", "amx_int8", "neon")
+_LEVEL_ORDER = ("scalar", "avx2", "avx2_int8", "avx512", "avx512_vnni", "amx_int8", "neon")
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
-"""The int8 screening pass (SIMD levels ``avx512_vnni`` and ``amx_int8``) must not change a single result.
+"""The int8 screening pass (SIMD levels ``avx2_int8``, ``avx512_vnni``, ``amx_int8``) must not change a single result.
 
-Both levels run the avx512 float kernel behind an int8 screening pass that proves which items
-can still reach each query's top k (with vpdpbusd, or with the AMX tile unit); only those are
-rescored in float32. Their results must be IDENTICAL (indices and scores, bit for bit) to the
-plain ``avx512`` level on the same index, on inputs built to stress the bound: near-ties, exact
-ties, huge and tiny norms, quantisation residuals that add up coherently, tiny k, k = m,
-filters, odd dimensions (the AMX kernel's tile shapes change at 16 and 32 groups of 4).
-Every test checks every screening level this CPU has.
+Each of these levels runs a float kernel (avx2's, or avx512's) behind an int8 screening pass that
+proves which items can still reach each query's top k (with vpmaddubsw and 7-bit queries, with
+vpdpbusd, or with the AMX tile unit); only those are rescored in float32. Their results must be
+IDENTICAL (indices and scores, bit for bit) to their float level on the same index, on inputs
+built to stress the bound: near-ties, exact ties, huge and tiny norms, quantisation residuals that
+add up coherently, tiny k, k = m, filters, odd dimensions (the AMX kernel's tile shapes change at
+16 and 32 groups of 4). Every test checks every screening level this CPU has.
 """
 
 from __future__ import annotations
@@ -21,17 +21,20 @@ import recbatch
 from recbatch import _core
 from tests.scoring.reference import check_top_k, eligibility, exact_top_k, reference
 
-SCREEN_LEVELS = [level for level in ("avx512_vnni", "amx_int8") if level in recbatch.available_simd_levels()]
-pytestmark = pytest.mark.skipif(not SCREEN_LEVELS, reason="this CPU has no AVX512-VNNI")
+# Each screening level and the float level whose kernel rescores its candidates.
+FLOAT_LEVEL = {"avx2_int8": "avx2", "avx512_vnni": "avx512", "amx_int8": "avx512"}
+SCREEN_LEVELS = [level for level in FLOAT_LEVEL if level in recbatch.available_simd_levels()]
+pytestmark = pytest.mark.skipif(not SCREEN_LEVELS, reason="this CPU has no AVX2")
 
 
 def same_as_plain(
     queries: np.ndarray, items: np.ndarray, k: int, *, min_screened: float = 0.0, **options: object
 ) -> recbatch.TopKResult:
-    """Searches at avx512 and every screening level; asserts identical results, returns one."""
+    """Searches at every screening level and its float level; asserts identical results, returns one."""
     index = recbatch.ItemIndex(items)
-    plain = index.search(queries, k, simd="avx512", **options)  # type: ignore[arg-type]
+    screened = None
     for level in SCREEN_LEVELS:
+        plain = index.search(queries, k, simd=FLOAT_LEVEL[level], **options)  # type: ignore[arg-type]
         _core.screen_stats(reset=True)
         screened = index.search(queries, k, simd=level, **options)  # type: ignore[arg-type]
         stats = _core.screen_stats(reset=True)
@@ -41,6 +44,7 @@ def same_as_plain(
             # The screening pass really ran and really skipped items.
             assert stats["screened_queries"] >= min_screened * len(queries), level
             assert stats["candidates"] < len(queries) * index.n_items, level
+    assert screened is not None
     return screened
 
 
@@ -157,8 +161,8 @@ def test_exclusions_and_allow(rng: np.random.Generator) -> None:
 def test_logsumexp_turns_screening_off(rng: np.random.Generator) -> None:
     queries, items = gaussian(rng, 30, 16), gaussian(rng, 3000, 16)
     index = recbatch.ItemIndex(items)
-    plain = index.search(queries, 10, simd="avx512", logsumexp=True)
     for level in SCREEN_LEVELS:
+        plain = index.search(queries, 10, simd=FLOAT_LEVEL[level], logsumexp=True)
         _core.screen_stats(reset=True)
         screened = index.search(queries, 10, simd=level, logsumexp=True)
         assert _core.screen_stats(reset=True)["screened_queries"] == 0
@@ -191,32 +195,64 @@ def test_property_identical(
     same_as_plain(queries.astype(np.float32), items.astype(np.float32), k, allow=allow, threads=threads)
 
 
+def assert_a_survives_screening_behind_b(
+    queries: np.ndarray,
+    a_items: np.ndarray,
+    b_items: np.ndarray,
+    decoy_norms: tuple[float, float],
+    rng: np.random.Generator,
+) -> None:
+    """Query i's best item is A[i]; B[i], longer, is scanned first and sets its threshold.
+
+    Items are in units of 1/64 (an int8 step where an item's largest entry is 127). Decoys
+    (dimension 0 only, score 0, norms between B's and A's) put A past the first tile, which is
+    scored in float32 without screening (k <= 32: one full tile, 1,024 items at d = 64), and
+    small random fillers make up the catalogue. A must come out first at every screening level.
+    """
+    n, dim = queries.shape
+    decoys = np.zeros((1100, dim))
+    decoys[:, 0] = np.linspace(*decoy_norms, 1100)
+    fillers = rng.integers(-20, 21, size=(3000, dim)).astype(np.float64)
+    items = (np.concatenate([fillers, a_items, decoys, b_items]) / 64).astype(np.float32)
+    for k in (1, 2):
+        result = same_as_plain(queries, items, k, threads=1, min_screened=1.0)
+        np.testing.assert_array_equal(result.indices[:, 0], len(fillers) + np.arange(n))
+
+
 def test_bound_is_tight_where_the_error_is_coherent(rng: np.random.Generator) -> None:
     # A case where the int8 estimate of the true best item A is off by nearly the full bound.
     # Queries are exact in int8 (entries +-127, scale 1), so the error is q . (v - v~); A's
     # entries sit 0.49 of a step from the int8 grid, with signs matching the query's, so
     # that error is sum |q_i| |r_i| = |q| |v - v~|: the Cauchy-Schwarz bound, attained.
     # Item B is exact in int8 and scores just below A but above A's estimate plus half the
-    # bound. B is longer, so it is scanned first and sets the threshold when A is screened:
-    # a bound too small by half would drop A and return B. Decoys (score 0, norms between)
-    # make sure A and B fall in different tiles.
-    n, dim = 40, 64
-    step = np.float32(1 / 64)
-    signs = rng.choice([-1.0, 1.0], size=(n, dim))
-    signs[:, 0] = 0.0
+    # bound: a bound too small by half would drop A and return B.
+    signs = rng.choice([-1.0, 1.0], size=(40, 64))
+    signs[:, 0] = 0.0  # the query ignores dimension 0, which only makes items longer
     queries = (127 * signs).astype(np.float32)
     base = signs * 50.0  # equal magnitudes: every A (and every B) has the same norm
-    base[:, 1] = 127 * signs[:, 1]  # pins each item's int8 scale at exactly `step`
+    base[:, 1] = 127 * signs[:, 1]  # pins each item's int8 scale at exactly one step
     a_items = base.copy()
     a_items[:, 2:] += 0.49 * signs[:, 2:]
     b_items = base.copy()
     b_items[:, 2:32] += signs[:, 2:32]  # 30 full steps: between A's estimate (+0) and A (+30.38)
-    b_items[:, 0] = 127.0  # longer than A (436 vs 417 steps; the query ignores dim 0)
-    decoys = np.zeros((200, dim))
-    decoys[:, 0] = np.linspace(434, 420, 200)  # norms between B's and A's, score 0
-    fillers = rng.integers(-20, 21, size=(3000, dim)).astype(np.float64)
-    items = (np.concatenate([fillers, a_items, decoys, b_items]) * step).astype(np.float32)
-    a_index = len(fillers) + np.arange(n)
-    for k in (1, 2):
-        result = same_as_plain(queries, items, k, threads=1, min_screened=1.0)
-        np.testing.assert_array_equal(result.indices[:, 0], a_index)
+    b_items[:, 0] = 127.0  # longer than A (436 vs 417 steps)
+    assert_a_survives_screening_behind_b(queries, a_items, b_items, (434, 420), rng)
+
+
+def test_bound_is_tight_where_the_query_error_is_coherent(rng: np.random.Generator) -> None:
+    # The query's side of the bound, on avx2_int8's coarser 7-bit grid (63 levels): items are
+    # exact in int8 and all of equal magnitude, and the query's entries sit 0.49 of a step from
+    # the grid with signs matching the item's, so the screening error q~ . v - q . v is the
+    # Cauchy-Schwarz bound |q - q~| |v| itself. Item B scores between A's estimate plus half the
+    # bound and A: a query term too small by half would drop A and return B. (On the 127-level
+    # grids the same queries round the other way, a weaker case, and must give identical
+    # results too.)
+    signs = rng.choice([-1.0, 1.0], size=(40, 64))
+    signs[:, 0] = 0.0
+    queries = (50.49 * signs).astype(np.float32)
+    queries[:, 1] = 63 * signs[:, 1]  # pins the 7-bit query scale at exactly 1
+    a_items = 127 * signs  # on the int8 grid, block scale one step
+    b_items = a_items.copy()
+    b_items[:, 2] = 108 * signs[:, 2]  # 19 steps short in one dimension: 959 below A, bound 3,889
+    b_items[:, 0] = 127.0  # longer than A (1013.8 vs 1008.0 steps)
+    assert_a_survives_screening_behind_b(queries, a_items, b_items, (1013, 1009), rng)

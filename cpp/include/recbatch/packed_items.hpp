@@ -25,7 +25,7 @@ public:
     // with_int8: also build the int8 copy for the screening pass (by default only where the
     // CPU can run it).
     PackedItems(const float* items, std::size_t n_items, std::size_t dim,
-                bool with_int8 = detected_simd_level() >= SimdLevel::avx512_vnni);
+                bool with_int8 = detected_simd_level() >= SimdLevel::avx2_int8);
 
     std::size_t n_items() const { return n_items_; }
     std::size_t dim() const { return dim_; }

@@ -6,13 +6,15 @@
 
 namespace recbatch {
 
-// avx512_vnni is the avx512 float kernel plus an int8 screening pass (AVX512-VNNI
-// vpdpbusd) that proves which items can still reach a query's top k; only those are
-// rescored in float32 by the avx512 kernel's own arithmetic, so its results are identical
-// to the avx512 level's, bit for bit (see kernels/screen_tile.hpp). amx_int8 runs the same
-// screening pass on the AMX tile unit (TDPBUSD: the same exact int32 dot products, a whole
-// 12-query x 16-item x 64-byte product per instruction), so its results are identical too.
-enum class SimdLevel { scalar = 0, avx2 = 1, avx512 = 2, avx512_vnni = 3, amx_int8 = 4 };
+// avx2_int8 is the avx2 float kernel plus an int8 screening pass (vpmaddubsw and vpmaddwd)
+// that proves which items can still reach a query's top k; only those are rescored in float32 by
+// the avx2 kernel's own arithmetic, so its results are identical to the avx2 level's, bit for bit
+// (see kernels/score_tile.hpp). avx512_vnni is the same for the avx512 float kernel, screening
+// with AVX512-VNNI's vpdpbusd, and amx_int8 runs that pass on the AMX tile unit (TDPBUSD: the same
+// exact int32 dot products, a whole 12-query x 16-item x 64-byte product per instruction). Every
+// level computes each score as one FMA chain over the dimensions in order, from zero, so all of
+// them return the same bits.
+enum class SimdLevel { scalar = 0, avx2 = 1, avx2_int8 = 2, avx512 = 3, avx512_vnni = 4, amx_int8 = 5 };
 
 // The widest level this CPU and OS support (CPUID plus XGETBV), detected once.
 SimdLevel detected_simd_level();

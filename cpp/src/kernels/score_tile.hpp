@@ -66,6 +66,12 @@ void score_tile(const TileJob& job);
 void lane_maxima(const TileJob& job, float* out);
 void keep_at_least(const TileJob& job, const float* bounds);
 float kth_largest_lane(const float* values, std::size_t k);
+// Rescoring screened candidates, as avx512's score_blocks and score_items below (same contract,
+// and the same bits: every kernel's score is one FMA chain over the dimensions from zero).
+void score_blocks(std::size_t n, const float* const* queries, const float* const* panels, const float* thresholds,
+                  std::size_t dim, float* out, std::uint32_t* above);
+void score_items(std::size_t n, const float* const* queries, const float* const* columns, std::size_t dim,
+                 float* out);
 }  // namespace avx2
 namespace avx512 {
 void score_tile(const TileJob& job);
@@ -94,9 +100,10 @@ void score_items(std::size_t n, const float* const* queries, const float* const*
 // on the unsigned query bytes q8 + 128, its accumulator started at offset_j =
 // -128 sum v8_j), and j is eligible. Anything that does not fit (overflow, NaN, scale 0)
 // turns thr into INT_MIN: every item of the block is flagged.
-// Rows go through the vpdpbusd loop in chunks of up to 12 (24 accumulators).
+// avx2_int8 (vpmaddubsw, whose int16 pair sums must not saturate) reads 7-bit queries instead:
+// bytes q8 + 64 with q8 in [-63, 63], its accumulator started at offset_j / 2 = -64 sum v8_j.
 struct ScreenJob {
-    const std::uint8_t* const* queries;  // n_rows pointers to dim_groups * 4 bytes: q8 + 128
+    const std::uint8_t* const* queries;  // n_rows pointers to dim_groups * 4 bytes: q8 + 128 (avx2_int8: q8 + 64)
     std::size_t n_rows;                  // 1..kMaxRows
     const std::int8_t* panels;           // n_blocks int8 blocks, dim_groups * 128 bytes each
     std::size_t n_blocks;
@@ -122,6 +129,7 @@ using ScoreBlocksFn = void (*)(std::size_t, const float* const*, const float* co
                                std::uint32_t*);
 using ScoreItemsFn = void (*)(std::size_t, const float* const*, const float* const*, std::size_t, float*);
 
+namespace avx2_int8 { void screen_tile(const ScreenJob& job); }
 namespace avx512_vnni { void screen_tile(const ScreenJob& job); }
 // The same pass on the AMX tile unit: the same int32 dot products, so the same flags.
 namespace amx_int8 { void screen_tile(const ScreenJob& job); }

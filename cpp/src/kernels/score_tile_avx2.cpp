@@ -9,6 +9,7 @@
 #include "kernels/intrinsics.hpp"
 #include "kernels/score_tile.hpp"
 #include "kernels/fused_logsumexp.hpp"
+#include "kernels/rescore_items.hpp"
 #include "kernels/thinning.hpp"
 
 namespace recbatch::kernels::avx2 {
@@ -256,6 +257,52 @@ void score_tile(const TileJob& job) { score_tile_with<Isa>(job); }
 void lane_maxima(const TileJob& job, float* out) { lane_maxima_with<Lanes>(job, out); }
 
 void keep_at_least(const TileJob& job, const float* bounds) { keep_at_least_with<Lanes>(job, bounds); }
+
+namespace {
+
+// Rescores `pairs` (query, block) pairs at once, 4 ymm accumulators per pair (32 items), in
+// score_tile's arithmetic: the block's column d times the query's value d, accumulated from zero.
+template <int Pairs>
+void score_block_pairs(const float* const* queries, const float* const* panels, const float* thresholds,
+                       std::size_t dim, float* out, std::uint32_t* above) {
+    __m256 acc[Pairs][4];
+    for (auto& pair : acc)
+        for (auto& v : pair) v = _mm256_setzero_ps();
+    for (std::size_t d = 0; d < dim; ++d) {
+#pragma GCC unroll 2
+        for (int p = 0; p < Pairs; ++p) {
+            const __m256 qv = _mm256_broadcast_ss(queries[p] + d);
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; ++v)
+                acc[p][v] = _mm256_fmadd_ps(qv, _mm256_load_ps(panels[p] + d * kBlock + 8 * v), acc[p][v]);
+        }
+    }
+    for (int p = 0; p < Pairs; ++p) {
+        const __m256 t = _mm256_set1_ps(thresholds[p]);
+        std::uint32_t bits = 0;
+        for (int v = 0; v < 4; ++v) {
+            _mm256_storeu_ps(out + p * kBlock + 8 * v, acc[p][v]);
+            bits |= static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(acc[p][v], t, _CMP_GE_OQ))) << (8 * v);
+        }
+        above[p] = bits;
+    }
+}
+
+}  // namespace
+
+// Two pairs at a time: 8 accumulators, so the FMA chains overlap, within the 16 registers.
+void score_blocks(std::size_t n, const float* const* queries, const float* const* panels, const float* thresholds,
+                  std::size_t dim, float* out, std::uint32_t* above) {
+    std::size_t i = 0;
+    for (; i + 2 <= n; i += 2)
+        score_block_pairs<2>(queries + i, panels + i, thresholds + i, dim, out + i * kBlock, above + i);
+    if (i < n) score_block_pairs<1>(queries + i, panels + i, thresholds + i, dim, out + i * kBlock, above + i);
+}
+
+void score_items(std::size_t n, const float* const* queries, const float* const* columns, std::size_t dim,
+                 float* out) {
+    score_items_with_fma(n, queries, columns, dim, out);
+}
 
 // Eight candidates per vector, four vectors: each lane counts the values that reach it (a
 // compare is -1 where true, so subtracting it counts), then the largest candidate reached by at

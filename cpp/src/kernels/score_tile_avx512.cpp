@@ -9,6 +9,7 @@
 #include "kernels/intrinsics.hpp"
 #include "kernels/score_tile.hpp"
 #include "kernels/fused_logsumexp.hpp"
+#include "kernels/rescore_items.hpp"
 #include "kernels/thinning.hpp"
 
 namespace recbatch::kernels::avx512 {
@@ -244,25 +245,7 @@ void score_blocks(std::size_t n, const float* const* queries, const float* const
 
 void score_items(std::size_t n, const float* const* queries, const float* const* columns, std::size_t dim,
                  float* out) {
-    // Eight independent chains, so the FMA latency hides behind the other seven; each chain is
-    // one lane of score_tile's accumulators: fma over d in order, from zero.
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const float* q[8];
-        const float* c[8];
-        float acc[8];
-        for (int u = 0; u < 8; ++u) q[u] = queries[i + u], c[u] = columns[i + u], acc[u] = 0.0f;
-        for (std::size_t d = 0; d < dim; ++d) {
-#pragma GCC unroll 8
-            for (int u = 0; u < 8; ++u) acc[u] = __builtin_fmaf(q[u][d], c[u][d * kBlock], acc[u]);
-        }
-        for (int u = 0; u < 8; ++u) out[i + u] = acc[u];
-    }
-    for (; i < n; ++i) {
-        float acc = 0.0f;
-        for (std::size_t d = 0; d < dim; ++d) acc = __builtin_fmaf(queries[i][d], columns[i][d * kBlock], acc);
-        out[i] = acc;
-    }
+    score_items_with_fma(n, queries, columns, dim, out);
 }
 
 template <Epilogue E>
