@@ -1,7 +1,7 @@
 // The int8 screening pass's bound (levels avx2_int8, avx512_vnni, amx_int8).
 //
 // Per query q (float32) the driver picks s_q = max_i |q_i| / L (float32) and
-// q8 = round(q / s_q) in [-L, L], L = 127 (63 for avx2_int8's 7-bit queries); PackedItems holds, per block of 32 items, one scale s_v
+// q8 = round(q / s_q) in [-L, L], L = 127 (31 for avx2_int8's 6-bit queries); PackedItems holds, per block of 32 items, one scale s_v
 // and v8 = round(v / s_v) for each item v. With q~ = s_q q8 and v~ = s_v v8 (real numbers),
 // for the real inner product p = q . v:
 //     p = q~ . v~ + (q - q~) . v + q~ . (v - v~)

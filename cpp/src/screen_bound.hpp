@@ -16,10 +16,10 @@ struct RowBound {
 };
 
 // The largest query level of each screening kernel: vpdpbusd takes any unsigned byte (q8 in
-// [-127, 127], stored as q8 + 128); vpmaddubsw's int16 pair sums stay exact only with 7-bit
-// queries (q8 in [-63, 63], stored as q8 + 64; see kernels/screen_tile_avx2.cpp).
+// [-127, 127], stored as q8 + 128); avx2_int8's int16 sums of vpmaddubsw pairs stay exact only
+// with 6-bit queries (q8 in [-31, 31], stored as q8 + 32; see kernels/screen_tile_avx2.cpp).
 constexpr int kVnniQueryLevels = 127;
-constexpr int kMaddubsQueryLevels = 63;
+constexpr int kMaddubsQueryLevels = 31;
 
 // Quantises one query row to q8 in [-levels, levels] into `bytes` (groups * 4: q8 + levels + 1,
 // padding levels + 1) and returns its bound constants. norm is |q|; max_item_norm bounds every

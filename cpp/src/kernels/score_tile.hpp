@@ -100,10 +100,10 @@ void score_items(std::size_t n, const float* const* queries, const float* const*
 // on the unsigned query bytes q8 + 128, its accumulator started at offset_j =
 // -128 sum v8_j), and j is eligible. Anything that does not fit (overflow, NaN, scale 0)
 // turns thr into INT_MIN: every item of the block is flagged.
-// avx2_int8 (vpmaddubsw, whose int16 pair sums must not saturate) reads 7-bit queries instead:
-// bytes q8 + 64 with q8 in [-63, 63], its accumulator started at offset_j / 2 = -64 sum v8_j.
+// avx2_int8 (vpmaddubsw, whose int16 sums must not saturate) reads 6-bit queries instead:
+// bytes q8 + 32 with q8 in [-31, 31], its accumulator started at offset_j / 4 = -32 sum v8_j.
 struct ScreenJob {
-    const std::uint8_t* const* queries;  // n_rows pointers to dim_groups * 4 bytes: q8 + 128 (avx2_int8: q8 + 64)
+    const std::uint8_t* const* queries;  // n_rows pointers to dim_groups * 4 bytes: q8 + 128 (avx2_int8: q8 + 32)
     std::size_t n_rows;                  // 1..kMaxRows
     const std::int8_t* panels;           // n_blocks int8 blocks, dim_groups * 128 bytes each
     std::size_t n_blocks;

@@ -4,11 +4,13 @@
 //
 // AVX2 has no vpdpbusd. vpmaddubsw multiplies unsigned by signed bytes and adds adjacent pairs
 // into int16, saturating; vpmaddwd against ones then adds those pairs into the int32 sum of 4
-// products. The pair sum is exact only where it cannot saturate: 2 x 255 x 127 = 64,770 would,
-// so this level's query bytes are 7-bit (q8 + 64 <= 127, and 2 x 127 x 128 = 32,512 <= 32,767),
-// and the accumulators start at offset_j / 2 = -64 sum v8_j. Three instructions per 8 items x
-// 4 dimensions, two of them on the multiply ports, against one FMA per 8 items x 1 dimension: up
-// to twice the float kernel's products per cycle, reading a quarter of its bytes.
+// products. That is exact only where no int16 sum saturates: 2 x 255 x 127 = 64,770 would. This
+// level's query bytes are 6-bit (q8 + 32 <= 63), so one pair sum is at most 2 x 63 x 128 = 16,128
+// and two dimension groups' pair sums can be added in int16 (32,256 <= 32,767) before one vpmaddwd
+// widens them; the accumulators start at offset_j / 4 = -32 sum v8_j. Five instructions per 8
+// items x 8 dimensions, three of them on the multiply ports, against one FMA per 8 items x 1
+// dimension, reading a quarter of the float kernel's bytes. (7-bit queries, one group per
+// vpmaddwd, flag 26-30% fewer candidates but took 10-14% longer: NOTES entry 42.)
 //
 // Register blocking: kChunkRows query rows x the whole 32-item block (4 ymm int32 accumulators
 // per row). The block's int8 data stays in L1 between chunks.
@@ -22,6 +24,7 @@ namespace {
 
 constexpr std::size_t kBlock = 32;
 constexpr int kChunkRows = 2;
+constexpr int kOffsetShift = 2;  // bytes q8 + 32 where the index's offsets assume q8 + 128
 
 // The rows' bound constants in double, padded to whole vectors of 4.
 struct RowConstants {
@@ -42,7 +45,7 @@ RowConstants row_constants(const ScreenJob& job) {
 
 // Per row of the job, thr - 1 for block blk (AVX2's only integer compare is greater-than, and
 // D >= thr is D > thr - 1), or INT_MIN where thr itself is INT_MIN: every D exceeds it, since
-// |D| <= dim x 63 x 127 is far from INT_MIN.
+// |D| <= dim x 31 x 127 is far from INT_MIN.
 //
 // thr = floor((t - a N - b R) / s) must not exceed the real value of the right-hand side (see
 // screen_bound.cpp). AVX2 has no directed rounding, so it is evaluated in double: the products
@@ -102,6 +105,32 @@ inline void multiply_add(__m256i& acc, __m256i q, const __m256i* item, __m256i o
 #endif
 }
 
+// The same for two dimension groups at once: their int16 pair sums are added before widening,
+// which 6-bit queries make exact (see the top of this file).
+inline void multiply_add2(__m256i& acc, __m256i q0, __m256i q1, const __m256i* item0, const __m256i* item1,
+                          __m256i ones) {
+#if defined(__GNUC__)
+    __m256i p0, p1;
+    __asm__("vpmaddubsw %[i0], %[q0], %[p0]\n\t"
+            "vpmaddubsw %[i1], %[q1], %[p1]\n\t"
+            "vpaddw %[p1], %[p0], %[p0]\n\t"
+            "vpmaddwd %[ones], %[p0], %[p0]\n\t"
+            "vpaddd %[p0], %[acc], %[acc]"
+            : [acc] "+x"(acc), [p0] "=&x"(p0), [p1] "=&x"(p1)
+            : [q0] "x"(q0), [q1] "x"(q1), [i0] "m"(*item0), [i1] "m"(*item1), [ones] "x"(ones));
+#else
+    const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(q0, _mm256_load_si256(item0)),
+                                           _mm256_maddubs_epi16(q1, _mm256_load_si256(item1)));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+#endif
+}
+
+inline __m256i query_bytes(const std::uint8_t* q, std::size_t g) {
+    std::int32_t word;
+    __builtin_memcpy(&word, q + 4 * g, 4);
+    return _mm256_set1_epi32(word);
+}
+
 template <int R>
 std::uint32_t screen_chunk(const ScreenJob& job, std::size_t row0, std::size_t blk, const std::int32_t* below) {
     const std::uint8_t* q[R];
@@ -111,24 +140,30 @@ std::uint32_t screen_chunk(const ScreenJob& job, std::size_t row0, std::size_t b
     __m256i acc[R][4];
     for (int v = 0; v < 4; ++v) {
         const __m256i offset =
-            _mm256_srai_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(job.offset + blk * kBlock + 8 * v)), 1);
+            _mm256_srai_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(job.offset + blk * kBlock + 8 * v)), kOffsetShift);
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) acc[r][v] = offset;
     }
     const __m256i ones = _mm256_set1_epi16(1);
-    for (std::size_t g = 0; g < groups; ++g) {
+    std::size_t g = 0;
+    for (; g + 2 <= groups; g += 2) {
         const __m256i* items = reinterpret_cast<const __m256i*>(panel + g * 4 * kBlock);
-        __m256i qv[R];
+        __m256i q0[R], q1[R];
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) {
-            std::int32_t word;
-            __builtin_memcpy(&word, q[r] + 4 * g, 4);
-            qv[r] = _mm256_set1_epi32(word);
-        }
+        for (int r = 0; r < R; ++r) q0[r] = query_bytes(q[r], g), q1[r] = query_bytes(q[r], g + 1);
 #pragma GCC unroll 4
         for (int v = 0; v < 4; ++v)
 #pragma GCC unroll 4
-            for (int r = 0; r < R; ++r) multiply_add(acc[r][v], qv[r], items + v, ones);
+            for (int r = 0; r < R; ++r) multiply_add2(acc[r][v], q0[r], q1[r], items + v, items + 4 + v, ones);
+    }
+    if (g < groups) {
+        const __m256i* items = reinterpret_cast<const __m256i*>(panel + g * 4 * kBlock);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+            const __m256i qv = query_bytes(q[r], g);
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; ++v) multiply_add(acc[r][v], qv, items + v, ones);
+        }
     }
     std::uint32_t rows = 0;
 #pragma GCC unroll 4
