@@ -1,7 +1,7 @@
 """The int8 screening pass (simd="avx2_int8", "avx512_vnni", and "amx_int8" where the CPU has
 them) against the float path whose kernel rescores its candidates (simd="avx2" or "avx512").
 
-    python benchmarks/screening.py [W1 W2 W3] [--scale 0.05] [--repeat 3]
+    python benchmarks/screening.py [W1 W2 W3] [--scale 0.05] [--repeat 3] [--queries bias]
 
 Shapes: W1 5,000 x 100,000 (d=64, k=25), W2 1,000 x 1,000,000 (d=128, k=100), W3 20,000 x
 20,000 (d=32, k=10) -- the issue's workloads with fewer queries (--scale multiplies the query
@@ -26,6 +26,15 @@ FLOAT_LEVEL = {"avx2_int8": "avx2", "avx512_vnni": "avx512", "amx_int8": "avx512
 WORKLOADS = {"W1": (5000, 100_000, 64, 25), "W2": (1000, 1_000_000, 128, 100), "W3": (20000, 20000, 32, 10)}
 
 
+def make_queries(rng: np.random.Generator, n: int, d: int, kind: str) -> np.ndarray:
+    if kind == "student":
+        return rng.standard_t(2, size=(n, d)).astype(np.float32)
+    queries = rng.standard_normal((n, d), dtype=np.float32)
+    if kind == "bias":
+        queries[:, -1] = 10.0
+    return queries
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -33,6 +42,13 @@ def main() -> None:
     parser.add_argument("workloads", nargs="*", choices=[*WORKLOADS, []], help="default: all")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the query counts")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--queries",
+        choices=["gaussian", "bias", "student"],
+        default="gaussian",
+        help="query entries: Gaussian; Gaussian with one coordinate at 10 (a bias term, which sets"
+        " the quantisation step); or Student-t with 2 degrees of freedom (heavy tails)",
+    )
     args = parser.parse_args()
     available = recbatch.available_simd_levels()
     screening = [level for level in FLOAT_LEVEL if level in available]
@@ -43,7 +59,7 @@ def main() -> None:
         n, m, d, k = WORKLOADS[name]
         n = max(12, int(n * args.scale))
         rng = np.random.default_rng(1)
-        queries = rng.standard_normal((n, d), dtype=np.float32)
+        queries = make_queries(rng, n, d, args.queries)
         index = recbatch.ItemIndex(rng.standard_normal((m, d), dtype=np.float32))
         times: dict[str, list[float]] = {level: [] for level in [*floats, *screening]}
         results = {}
