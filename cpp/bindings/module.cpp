@@ -68,13 +68,16 @@ recbatch::IndexArray index_array(const py::array& array, const std::string& name
 
 class ItemIndex {
 public:
-    explicit ItemIndex(const FloatArray& items) {
+    ItemIndex(const FloatArray& items, std::int64_t threads) {
         require(items.ndim() == 2, "items must be a 2-D array");
         require(items.shape(0) > 0 && items.shape(1) > 0, "items must have at least one row and one column");
+        require(threads >= 1, "threads must be >= 1");
         const float* data = items.data();
         const auto n = static_cast<std::size_t>(items.shape(0)), d = static_cast<std::size_t>(items.shape(1));
         py::gil_scoped_release release;
-        packed_ = std::make_shared<const recbatch::PackedItems>(data, n, d);
+        packed_ = std::make_shared<const recbatch::PackedItems>(
+            data, n, d, recbatch::detected_simd_level() >= recbatch::SimdLevel::avx2_int8,
+            static_cast<std::size_t>(threads));
     }
 
     std::size_t n_items() const { return packed_->n_items(); }
@@ -200,7 +203,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         py::arg("reset") = false,
         "Counters of the int8 screening pass (levels avx2_int8, avx512_vnni, amx_int8) summed over this process's searches.");
     py::class_<ItemIndex>(m, "ItemIndex")
-        .def(py::init<const FloatArray&>(), py::arg("items"))
+        .def(py::init<const FloatArray&, std::int64_t>(), py::arg("items"), py::arg("threads") = 1)
         .def_property_readonly("n_items", &ItemIndex::n_items)
         .def_property_readonly("dim", &ItemIndex::dim)
         .def("search", &ItemIndex::search, py::arg("queries"), py::arg("k"), py::arg("exclude_indptr"),

@@ -73,6 +73,16 @@ def simd_level() -> str:
     return wanted
 
 
+def _thread_count(threads: int | None) -> int:
+    """A validated thread count; None means :func:`default_threads`."""
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        msg = f"threads must be a positive integer, got {threads!r}"
+        raise ValueError(msg)
+    return int(threads)
+
+
 def default_threads() -> int:
     """The CPUs this process may run on (its affinity mask, not the machine's count)."""
     if hasattr(os, "sched_getaffinity"):
@@ -199,14 +209,16 @@ class ItemIndex:
     Args:
         items: (m, d) item vectors. Converted to contiguous float32 (one copy) and then
             packed into the kernel's layout; the caller's array is not referenced afterwards.
+        threads: worker threads for the packing; default: the CPUs this process may run on.
+            The index is the same whatever the count.
     """
 
-    def __init__(self, items: ArrayLike) -> None:
+    def __init__(self, items: ArrayLike, *, threads: int | None = None) -> None:
         matrix = _as_matrix("items", items)
         if matrix.shape[0] < 1:
             msg = "items must have at least one row"
             raise ValueError(msg)
-        self._index = _core.ItemIndex(matrix)
+        self._index = _core.ItemIndex(matrix, _thread_count(threads))
 
     @property
     def n_items(self) -> int:
@@ -253,11 +265,7 @@ class ItemIndex:
         if matrix.shape[1] != self.dim:
             msg = f"queries have dim {matrix.shape[1]} but the items have dim {self.dim}"
             raise ValueError(msg)
-        if threads is None:
-            threads = default_threads()
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-            msg = f"threads must be a positive integer, got {threads!r}"
-            raise ValueError(msg)
+        threads = _thread_count(threads)
         level = simd_level() if simd is None else simd.strip().lower()
         if level not in available_simd_levels():
             msg = f"simd={simd!r} is not available on this CPU; available: {available_simd_levels()}"
@@ -282,6 +290,6 @@ def top_k(
     simd: str | None = None,
 ) -> TopKResult:
     """One-shot form of :meth:`ItemIndex.search` (packs ``items`` for this call only)."""
-    return ItemIndex(items).search(
+    return ItemIndex(items, threads=threads).search(
         queries, k, exclude=exclude, allow=allow, threads=threads, logsumexp=logsumexp, simd=simd
     )

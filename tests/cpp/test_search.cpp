@@ -157,8 +157,39 @@ void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
 
 }  // namespace
 
+// The index packed on several threads (tasks of 16,384 items and 512 blocks) must equal the one
+// packed on one: every float and int8 byte, offset, scale and bound, and the position maps.
+void check_parallel_packing(std::mt19937& rng) {
+    const std::size_t m = 40000, dim = 19;
+    std::vector<float> items(m * dim);
+    std::lognormal_distribution<float> spread(0.0f, 1.0f);
+    std::normal_distribution<float> normal;
+    for (std::size_t i = 0; i < m; ++i) {
+        const float scale = spread(rng);
+        for (std::size_t d = 0; d < dim; ++d) items[i * dim + d] = normal(rng) * scale;
+    }
+    const recbatch::PackedItems one(items.data(), m, dim, true, 1);
+    for (std::size_t threads : {2, 3, 8}) {
+        const recbatch::PackedItems other(items.data(), m, dim, true, threads);
+        bool same = std::equal(one.panels(), one.panels() + one.n_blocks() * one.block_floats(), other.panels()) &&
+                    std::equal(one.int8_panels(), one.int8_panels() + one.n_blocks() * one.int8_block_bytes(),
+                               other.int8_panels()) &&
+                    std::equal(one.int8_offset(), one.int8_offset() + one.n_blocks() * recbatch::kBlockItems,
+                               other.int8_offset());
+        for (std::size_t b = 0; b < one.n_blocks(); ++b)
+            same = same && one.int8_scale()[b] == other.int8_scale()[b] && one.norm_up()[b] == other.norm_up()[b] &&
+                   one.residual_up()[b] == other.residual_up()[b] && one.block_norm_bound(b) == other.block_norm_bound(b);
+        for (std::size_t p = 0; p < m; ++p) same = same && one.item_at(p) == other.item_at(p);
+        if (!same) {
+            std::fprintf(stderr, "FAIL packing on %zu threads differs from one thread\n", threads);
+            ++failures;
+        }
+    }
+}
+
 int main() {
     std::mt19937 rng(12345);
+    check_parallel_packing(rng);
     const Case cases[] = {
         {29, 517, 17, 10, 2, false, false, false, true}, {13, 40, 1, 41, 1, false, false, false, false},
         {50, 300, 5, 40, 3, true, false, false, false},  {40, 700, 16, 25, 2, false, true, false, true},

@@ -55,6 +55,14 @@ def test_bad_arguments_name_the_rule(
     assert words in str(info.value)
 
 
+@pytest.mark.parametrize("threads", [0, -2, 1.5, True])
+def test_index_threads_must_be_a_positive_integer(
+    data: tuple[np.ndarray, np.ndarray], threads: object
+) -> None:
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        recbatch.ItemIndex(data[1], threads=threads)  # type: ignore[arg-type]
+
+
 def test_bad_arrays_name_the_argument(data: tuple[np.ndarray, np.ndarray]) -> None:
     queries, items = data
     with pytest.raises(ValueError, match="queries must be a 2-D array"):

@@ -61,6 +61,23 @@ def test_threads_give_identical_results(level: str, rng: np.random.Generator) ->
         np.testing.assert_array_equal(other.logsumexp, first.logsumexp)
 
 
+def test_index_is_the_same_whatever_threads_packed_it(rng: np.random.Generator) -> None:
+    # 40,000 items: three spans of norms and of blocks, so the packing really splits; the
+    # catalogue's norms are spread so that spans differ (and the sort by norm matters).
+    queries = gaussian(rng, 60, 20)
+    items = gaussian(rng, 40_000, 20) * rng.lognormal(0, 1, size=(40_000, 1)).astype(np.float32)
+    ref = reference(queries, items, eligibility(60, 40_000, None, None))
+    one = recbatch.ItemIndex(items, threads=1)
+    for threads in (2, 3, 8):
+        other = recbatch.ItemIndex(items, threads=threads)
+        for level in recbatch.available_simd_levels():
+            want = one.search(queries, 30, simd=level, threads=2)
+            got = other.search(queries, 30, simd=level, threads=2)
+            check_top_k(got, ref, 30)
+            np.testing.assert_array_equal(got.indices, want.indices, err_msg=level)
+            np.testing.assert_array_equal(got.scores, want.scores, err_msg=level)
+
+
 def random_exclusions(rng: np.random.Generator, n: int, m: int, per_row: int) -> list[list[int]]:
     lists = [
         sorted(rng.choice(m, size=rng.integers(0, per_row + 1), replace=False).tolist()) for _ in range(n)
