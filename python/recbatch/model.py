@@ -268,7 +268,9 @@ class Model:
     Indexes and lookup tables are built on first use, so a job pays only for what its recipe needs.
     """
 
-    def __init__(self, checked: _Checked) -> None:
+    def __init__(self, checked: _Checked, *, threads: int | None = None) -> None:
+        #: Threads that pack the indexes (None: the CPUs this process may run on).
+        self.threads = threads
         self.item_ids: NDArray[np.str_] = checked.item_ids
         self.item_factors: NDArray[np.float32] | None = checked.item_factors
         self.user_ids: NDArray[np.str_] | None = checked.user_ids
@@ -305,12 +307,12 @@ class Model:
     @cached_property
     def item_index(self) -> ItemIndex:
         """Inner-product index over the item vectors (personalization, ranking)."""
-        return ItemIndex(self._need(self.item_factors, "item_factors"))
+        return ItemIndex(self._need(self.item_factors, "item_factors"), threads=self.threads)
 
     @cached_property
     def user_index(self) -> ItemIndex:
         """Inner-product index over the user vectors (segments: users with the highest affinity)."""
-        return ItemIndex(self._need(self.user_factors, "user_factors"))
+        return ItemIndex(self._need(self.user_factors, "user_factors"), threads=self.threads)
 
     @cached_property
     def unit_item_factors(self) -> NDArray[np.float32]:
@@ -323,7 +325,7 @@ class Model:
     @cached_property
     def cosine_index(self) -> ItemIndex:
         """Index over unit item vectors: inner product = cosine similarity (related items)."""
-        return ItemIndex(self.unit_item_factors)
+        return ItemIndex(self.unit_item_factors, threads=self.threads)
 
     @cached_property
     def popularity_order(self) -> NDArray[np.int64]:
@@ -393,16 +395,17 @@ def _read_npz(source: IO[bytes], path: str) -> Mapping[str, Any]:
     return arrays
 
 
-def load_model(path: str, *, recipe_arn: str | None = None) -> Model:
+def load_model(path: str, *, recipe_arn: str | None = None, threads: int | None = None) -> Model:
     """Read and validate the artifact at ``path`` (local path, file://, s3:// or http(s)://).
 
     With ``recipe_arn``, also check that the model holds every array that recipe needs.
+    ``threads`` pack its indexes when a job first needs them (None: every usable CPU).
     Raises ModelError naming the array and the problem.
     """
     checked = _Checked(_open_npz(path))
     if recipe_arn is not None:
         checked.require(recipe_arn)
-    return Model(checked)
+    return Model(checked, threads=threads)
 
 
 def validate_model(path: str, recipe_arn: str) -> None:

@@ -527,6 +527,10 @@ def test_configuration_defaults_and_precedence(clean_env: pytest.MonkeyPatch, tm
         JobsConfig.resolve(region="Not A Region")
     with pytest.raises(ValueError, match="shorter than stale_after"):
         JobsConfig.resolve(stale_after=1, heartbeat_interval=2)
+    # 0 threads would let a worker start and then fail every job at scoring time.
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        JobsConfig.resolve(threads=0)
+    assert JobsConfig.resolve(threads=3).threads == 3
 
 
 def test_arns_use_the_configured_region_and_account(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:

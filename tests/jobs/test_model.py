@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+import recbatch
+import recbatch.model
 from recbatch.model import (
     Family,
     ModelError,
@@ -47,6 +49,28 @@ def test_round_trip(tmp_path: Path) -> None:
         assert sorted(raw.files) == sorted(arrays)
         assert raw["item_ids"].dtype.kind == "U"
         assert raw["item_popularity"].dtype.kind == "i"
+
+
+def test_indexes_pack_on_the_job_threads_and_match(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A job's thread count reaches the indexes it builds; the indexes are the same either way.
+    path = tmp_path / "m.npz"
+    save_model(str(path), **model_arrays(30, 40_000, 8, seed=5))
+    asked: list[int | None] = []
+
+    def recording_index(items: Any, *, threads: int | None = None) -> recbatch.ItemIndex:
+        asked.append(threads)
+        return recbatch.ItemIndex(items, threads=threads)
+
+    monkeypatch.setattr(recbatch.model, "ItemIndex", recording_index)
+    default, two = load_model(str(path)), load_model(str(path), threads=2)
+    users = default.user_factors
+    assert users is not None
+    for name in ("item_index", "cosine_index"):
+        want = getattr(default, name).search(users, 20, threads=1)
+        got = getattr(two, name).search(users, 20, threads=1)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.scores, want.scores)
+    assert asked == [None, 2, None, 2]
 
 
 def test_save_accepts_lists_and_float64(tmp_path: Path) -> None:

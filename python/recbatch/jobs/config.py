@@ -124,8 +124,8 @@ class JobsConfig:
         max_recoveries: int = 3,
     ) -> JobsConfig:
         """Apply the resolution rules of this module and check the numbers."""
-        if threads is not None and threads < 0:
-            raise ValueError("threads must be >= 0")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 (or left unset: every usable CPU), got {threads}")
         if stale_after <= 0 or poll_interval <= 0 or progress_interval < 0:
             raise ValueError("stale_after and poll_interval must be > 0, progress_interval >= 0")
         if heartbeat_interval is None:

@@ -173,7 +173,9 @@ class _Run:
         version = self.solution.get("solutionVersionArn", "")
         path = str(self.solution.get("modelPath", ""))
         try:
-            model: Model = load_model(path, recipe_arn=str(self.solution.get("recipeArn", "")))
+            model: Model = load_model(
+                path, recipe_arn=str(self.solution.get("recipeArn", "")), threads=self.threads
+            )
             return Scorer(model, family, self.num_results, threads=self.threads)
         except ModelError as exc:
             msg = f"The model of solution version {version} cannot be used: {exc}"
