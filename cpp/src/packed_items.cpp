@@ -29,8 +29,40 @@ float round_up(double x) {
 
 }  // namespace
 
+namespace {
+
 // Work split for the build: spans of items or blocks big enough that a task's overhead is noise.
 constexpr std::size_t kItemsPerTask = 16384, kBlocksPerTask = 512;
+
+// order by decreasing norm, ties in their original order: exactly std::stable_sort's result,
+// on threads. Runs (a power of two of them) are sorted in parallel, then merged pairwise;
+// std::merge takes the left run's element first on ties, so every merge is stable too.
+void sort_by_norm(std::vector<std::int64_t>& order, const std::vector<double>& norms, std::size_t threads) {
+    const auto longer = [&](std::int64_t a, std::int64_t b) { return norms[a] > norms[b]; };
+    const std::size_t n = order.size();
+    std::size_t runs = 1;
+    while (runs < threads && n / (2 * runs) >= kItemsPerTask) runs *= 2;
+    std::vector<std::size_t> bounds(runs + 1);
+    for (std::size_t r = 0; r <= runs; ++r) bounds[r] = n * r / runs;
+    const auto at = [&](std::vector<std::int64_t>& v, std::size_t i) { return v.begin() + static_cast<std::ptrdiff_t>(i); };
+    parallel_for(runs, threads, [&](std::size_t, std::size_t r) {
+        std::stable_sort(at(order, bounds[r]), at(order, bounds[r + 1]), longer);
+    });
+    if (runs == 1) return;
+    std::vector<std::int64_t> buffer(n);
+    std::vector<std::int64_t>*from = &order, *to = &buffer;
+    for (std::size_t width = 1; width < runs; width *= 2) {
+        parallel_for(runs / (2 * width), threads, [&](std::size_t, std::size_t pair) {
+            const std::size_t lo = bounds[2 * width * pair], mid = bounds[2 * width * pair + width],
+                              hi = bounds[2 * width * (pair + 1)];
+            std::merge(at(*from, lo), at(*from, mid), at(*from, mid), at(*from, hi), at(*to, lo), longer);
+        });
+        std::swap(from, to);
+    }
+    if (from != &order) order.swap(buffer);
+}
+
+}  // namespace
 
 PackedItems::PackedItems(const float* items, std::size_t n_items, std::size_t dim, bool with_int8, std::size_t threads)
     : n_items_(n_items), dim_(dim), n_blocks_((n_items + kBlockItems - 1) / kBlockItems) {
@@ -48,8 +80,7 @@ PackedItems::PackedItems(const float* items, std::size_t n_items, std::size_t di
     });
     item_at_.resize(n_items);
     std::iota(item_at_.begin(), item_at_.end(), std::int64_t{0});
-    std::stable_sort(item_at_.begin(), item_at_.end(),
-                     [&](std::int64_t a, std::int64_t b) { return norms[a] > norms[b]; });
+    sort_by_norm(item_at_, norms, threads);
     position_of_.resize(n_items);
     for (std::size_t p = 0; p < n_items; ++p) position_of_[static_cast<std::size_t>(item_at_[p])] = static_cast<std::uint32_t>(p);
     block_norm_bound_.resize(n_blocks_);

@@ -157,16 +157,18 @@ void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
 
 }  // namespace
 
-// The index packed on several threads (tasks of 16,384 items and 512 blocks) must equal the one
-// packed on one: every float and int8 byte, offset, scale and bound, and the position maps.
+// The index packed on several threads (tasks of 16,384 items and 512 blocks; the sort by norm in
+// up to four runs, merged) must equal the one packed on one: every float and int8 byte, offset,
+// scale and bound, and the position maps. A quarter of the items are one vector repeated, so the
+// sort's ties (kept in item order) span every run.
 void check_parallel_packing(std::mt19937& rng) {
-    const std::size_t m = 40000, dim = 19;
+    const std::size_t m = 70000, dim = 19;
     std::vector<float> items(m * dim);
     std::lognormal_distribution<float> spread(0.0f, 1.0f);
     std::normal_distribution<float> normal;
     for (std::size_t i = 0; i < m; ++i) {
         const float scale = spread(rng);
-        for (std::size_t d = 0; d < dim; ++d) items[i * dim + d] = normal(rng) * scale;
+        for (std::size_t d = 0; d < dim; ++d) items[i * dim + d] = i % 4 == 0 && i > 0 ? items[d] : normal(rng) * scale;
     }
     const recbatch::PackedItems one(items.data(), m, dim, true, 1);
     for (std::size_t threads : {2, 3, 8}) {

@@ -23,8 +23,8 @@ class PackedItems {
 public:
     // items: row-major (n_items x dim) float32. The data is copied; the caller keeps ownership.
     // with_int8: also build the int8 copy for the screening pass (by default only where the
-    // CPU can run it). threads: workers for the norms, the packing and the int8 copy (the sort
-    // by norm is serial); the result is the same whatever the count.
+    // CPU can run it). threads: workers for the norms, the sort by norm, the packing and the int8
+    // copy; the result is the same whatever the count.
     PackedItems(const float* items, std::size_t n_items, std::size_t dim,
                 bool with_int8 = detected_simd_level() >= SimdLevel::avx2_int8, std::size_t threads = 1);
 
