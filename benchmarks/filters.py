@@ -49,7 +49,12 @@ def main() -> None:
         levels = args.levels.split(",")
     else:
         best = recbatch.simd_level()
-        float_level = {"avx2_int8": "avx2", "avx512_vnni": "avx512", "amx_int8": "avx512"}
+        float_level = {
+            "avx2_int8": "avx2",
+            "avx2_vnni": "avx2",
+            "avx512_vnni": "avx512",
+            "amx_int8": "avx512",
+        }
         levels = [best] + ([float_level[best]] if best in float_level else [])
 
     variants: dict[str, dict[str, object]] = {

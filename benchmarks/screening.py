@@ -1,5 +1,5 @@
-"""The int8 screening pass (simd="avx2_int8", "avx512_vnni", and "amx_int8" where the CPU has
-them) against the float path whose kernel rescores its candidates (simd="avx2" or "avx512").
+"""The int8 screening pass (simd="avx2_int8", "avx2_vnni", "avx512_vnni", and "amx_int8" where
+the CPU has them) against the float path whose kernel rescores its candidates (simd="avx2" or "avx512").
 
     python benchmarks/screening.py [W1 W2 W3] [--scale 0.05] [--repeat 3] [--queries bias]
 
@@ -22,7 +22,7 @@ import recbatch
 from recbatch import _core
 
 # Each screening level and the float level whose kernel rescores its candidates.
-FLOAT_LEVEL = {"avx2_int8": "avx2", "avx512_vnni": "avx512", "amx_int8": "avx512"}
+FLOAT_LEVEL = {"avx2_int8": "avx2", "avx2_vnni": "avx2", "avx512_vnni": "avx512", "amx_int8": "avx512"}
 WORKLOADS = {"W1": (5000, 100_000, 64, 25), "W2": (1000, 1_000_000, 128, 100), "W3": (20000, 20000, 32, 10)}
 
 

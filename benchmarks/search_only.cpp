@@ -7,7 +7,7 @@
 //   cmake --build build/cpp -j 2
 //   build/cpp/search_only W3 [queries] [repeat] [threads] [options]
 //
-// Options (any of, comma-separated): level=scalar|avx2|avx2_int8|avx512|avx512_vnni|amx_int8 (default:
+// Options (any of, comma-separated): level=scalar|avx2|avx2_int8|avx2_vnni|avx512|avx512_vnni|amx_int8 (default:
 // the widest this CPU runs), logsumexp, exclude (100 random items per query). Gaussian queries
 // and items of the workload's shape (bench_args.hpp). Prints the best time and its effective
 // GFLOP/s (2 n m d / time).
@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
     search_options.threads = threads;
     search_options.level = level_option(options);
     search_options.logsumexp = has_option(options, "logsumexp");
-    const PackedItems packed(items.data(), m, d, search_options.level >= SimdLevel::avx2_int8);
+    const PackedItems packed(items.data(), m, d, simd_level_available(SimdLevel::avx2_int8));
     SearchInput input;
     input.queries = queries.data();
     input.n_queries = n;

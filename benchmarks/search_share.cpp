@@ -62,7 +62,7 @@ double timed_on_threads(std::size_t threads, Work work) {
 
 int main(int argc, char** argv) {
     using namespace recbatch;
-    if (argc < 2 || detected_simd_level() < SimdLevel::avx512) {
+    if (argc < 2 || !simd_level_available(SimdLevel::avx512)) {
         std::fprintf(stderr, "usage: %s W1|W2|W3 [queries] [repeat] [threads]  (needs AVX-512)\n", argv[0]);
         return 2;
     }

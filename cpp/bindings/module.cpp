@@ -76,7 +76,7 @@ public:
         const auto n = static_cast<std::size_t>(items.shape(0)), d = static_cast<std::size_t>(items.shape(1));
         py::gil_scoped_release release;
         packed_ = std::make_shared<const recbatch::PackedItems>(
-            data, n, d, recbatch::detected_simd_level() >= recbatch::SimdLevel::avx2_int8,
+            data, n, d, recbatch::simd_level_available(recbatch::SimdLevel::avx2_int8),
             static_cast<std::size_t>(threads));
     }
 
@@ -120,7 +120,7 @@ public:
         } catch (const std::invalid_argument& e) {
             throw py::value_error(e.what());
         }
-        require(static_cast<int>(options.level) <= static_cast<int>(recbatch::detected_simd_level()),
+        require(recbatch::simd_level_available(options.level),
                 "SIMD level '" + simd + "' is not supported by this CPU");
 
         Int64Array out_indices({n, options.k});

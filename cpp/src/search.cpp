@@ -42,30 +42,44 @@ struct Kernels {
 };
 
 Kernels select_kernels(SimdLevel level) {
-    if (static_cast<int>(level) > static_cast<int>(detected_simd_level()))
+    if (!simd_level_available(level))
         throw std::invalid_argument(std::string("SIMD level '") + simd_level_name(level) +
                                     "' is not supported by this CPU");
     Kernels k{kernels::scalar::score_tile, kernels::scalar::lane_maxima, kernels::scalar::keep_at_least,
               kernels::scalar::kth_largest_lane};
 #ifdef RECBATCH_X86_64
-    if (level >= SimdLevel::avx512) {
-        k = {kernels::avx512::score_tile, kernels::avx512::lane_maxima, kernels::avx512::keep_at_least,
-             kernels::avx512::kth_largest_lane};
-        k.score_blocks = kernels::avx512::score_blocks;
-        k.score_items = kernels::avx512::score_items;
-        k.query_levels = screen::kVnniQueryLevels;
-    } else if (level >= SimdLevel::avx2) {
-        k = {kernels::avx2::score_tile, kernels::avx2::lane_maxima, kernels::avx2::keep_at_least,
-             kernels::avx2::kth_largest_lane};
-        k.score_blocks = kernels::avx2::score_blocks;
-        k.score_items = kernels::avx2::score_items;
-        k.query_levels = screen::kMaddubsQueryLevels;
-    }
-    if (level == SimdLevel::avx2_int8) k.screen_tile = kernels::avx2_int8::screen_tile;
-    if (level == SimdLevel::avx512_vnni) k.screen_tile = kernels::avx512_vnni::screen_tile;
-#ifdef RECBATCH_HAVE_AMX
-    if (level == SimdLevel::amx_int8) k.screen_tile = kernels::amx_int8::screen_tile;
+    const Kernels avx2{kernels::avx2::score_tile,          kernels::avx2::lane_maxima,  kernels::avx2::keep_at_least,
+                       kernels::avx2::kth_largest_lane,    nullptr,                     screen::kVnniQueryLevels,
+                       kernels::avx2::score_blocks,        kernels::avx2::score_items};
+    const Kernels avx512{kernels::avx512::score_tile,       kernels::avx512::lane_maxima, kernels::avx512::keep_at_least,
+                         kernels::avx512::kth_largest_lane, nullptr,                      screen::kVnniQueryLevels,
+                         kernels::avx512::score_blocks,     kernels::avx512::score_items};
+    switch (level) {
+        case SimdLevel::scalar: break;
+        case SimdLevel::avx2: k = avx2; break;
+        case SimdLevel::avx2_int8:
+            k = avx2;
+            k.screen_tile = kernels::avx2_int8::screen_tile;
+            k.query_levels = screen::kMaddubsQueryLevels;
+            break;
+        case SimdLevel::avx2_vnni:
+            k = avx2;
+#ifdef RECBATCH_HAVE_AVXVNNI
+            k.screen_tile = kernels::avx2_vnni::screen_tile;
 #endif
+            break;
+        case SimdLevel::avx512: k = avx512; break;
+        case SimdLevel::avx512_vnni:
+            k = avx512;
+            k.screen_tile = kernels::avx512_vnni::screen_tile;
+            break;
+        case SimdLevel::amx_int8:
+            k = avx512;
+#ifdef RECBATCH_HAVE_AMX
+            k.screen_tile = kernels::amx_int8::screen_tile;
+#endif
+            break;
+    }
 #endif
     return k;
 }

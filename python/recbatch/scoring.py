@@ -29,7 +29,7 @@ __all__ = [
 #: or an ``(indptr, indices)`` pair in CSR layout.
 ExcludeLike = Any  # scipy.sparse CSR matrix, or tuple[ArrayLike, ArrayLike]
 
-_LEVEL_ORDER = ("scalar", "avx2", "avx2_int8", "avx512", "avx512_vnni", "amx_int8", "neon")
+_LEVEL_ORDER = ("scalar", "avx2", "avx2_int8", "avx2_vnni", "avx512", "avx512_vnni", "amx_int8", "neon")
 
 
 @dataclass(frozen=True)
@@ -49,15 +49,16 @@ class TopKResult:
 
 
 def available_simd_levels() -> list[str]:
-    """The SIMD paths this CPU can run, lowest first (``"scalar"`` is always there)."""
+    """The SIMD paths this CPU can run, in order of preference (``"scalar"`` first, always there)."""
     return list(_core.available_simd_levels())
 
 
 def simd_level() -> str:
     """The SIMD path searches use by default.
 
-    That is the widest path the CPU supports, unless the environment variable
-    ``RECBATCH_SIMD`` names a lower one (it can never raise the level above the CPU's).
+    That is the preferred path the CPU supports (the last of :func:`available_simd_levels`),
+    unless the environment variable ``RECBATCH_SIMD`` names another one it supports (a path the
+    CPU lacks is never chosen).
     """
     detected = _core.detected_simd_level()
     wanted = os.environ.get("RECBATCH_SIMD", "").strip().lower()

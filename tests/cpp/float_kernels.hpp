@@ -30,7 +30,7 @@ struct FloatKernel {
     recbatch::kernels::LaneMaximaFn lane_maxima;
     recbatch::kernels::KeepAtLeastFn keep_at_least;
     recbatch::kernels::KthLargestLaneFn kth_largest_lane;
-    bool runs_here() const { return static_cast<int>(level) <= static_cast<int>(recbatch::detected_simd_level()); }
+    bool runs_here() const { return recbatch::simd_level_available(level); }
 };
 
 inline std::vector<FloatKernel> float_kernels() {

@@ -127,11 +127,14 @@ int check(std::mt19937& rng, const Kernel& kernel, std::size_t rows, std::size_t
 int main() {
     using namespace recbatch;
     std::vector<Kernel> kernels;
-    if (detected_simd_level() >= SimdLevel::avx2_int8) kernels.push_back({"avx2_int8", kernels::avx2_int8::screen_tile, 63, 2});
-    if (detected_simd_level() >= SimdLevel::avx512_vnni)
+    if (simd_level_available(SimdLevel::avx2_int8)) kernels.push_back({"avx2_int8", kernels::avx2_int8::screen_tile, 63, 2});
+#ifdef RECBATCH_HAVE_AVXVNNI
+    if (simd_level_available(SimdLevel::avx2_vnni)) kernels.push_back({"avx2_vnni", kernels::avx2_vnni::screen_tile, 255, 0});
+#endif
+    if (simd_level_available(SimdLevel::avx512_vnni))
         kernels.push_back({"avx512_vnni", kernels::avx512_vnni::screen_tile, 255, 0});
 #ifdef RECBATCH_HAVE_AMX
-    if (detected_simd_level() >= SimdLevel::amx_int8) kernels.push_back({"amx_int8", kernels::amx_int8::screen_tile, 255, 0});
+    if (simd_level_available(SimdLevel::amx_int8)) kernels.push_back({"amx_int8", kernels::amx_int8::screen_tile, 255, 0});
 #endif
     std::mt19937 rng(7);
     int failures = 0;

@@ -89,11 +89,14 @@ void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
     recbatch::SearchOutput output{out_indices.data(), out_scores.data(), out_lse.data()};
     expect(recbatch::search(packed, input, options, output), "search reported cancellation", level, 0);
     using recbatch::SimdLevel;
-    if (level == SimdLevel::avx2_int8 || level >= SimdLevel::avx512_vnni) {
+    const bool screened = level == SimdLevel::avx2_int8 || level == SimdLevel::avx2_vnni ||
+                          level == SimdLevel::avx512_vnni || level == SimdLevel::amx_int8;
+    if (screened) {
         // The int8 screening pass (vpmaddubsw, vpdpbusd or AMX tiles) must not change a single
         // bit of its float level's results.
         recbatch::SearchOptions plain_options = options;
-        plain_options.level = level == SimdLevel::avx2_int8 ? SimdLevel::avx2 : SimdLevel::avx512;
+        plain_options.level =
+            level == SimdLevel::avx2_int8 || level == SimdLevel::avx2_vnni ? SimdLevel::avx2 : SimdLevel::avx512;
         std::vector<std::int64_t> plain_indices(c.n * c.k);
         std::vector<float> plain_scores(c.n * c.k);
         std::vector<double> plain_lse(c.n);

@@ -117,7 +117,9 @@ def test_simd_env_can_only_lower_the_level(monkeypatch: pytest.MonkeyPatch) -> N
     assert detected == levels[-1]
     monkeypatch.setenv("RECBATCH_SIMD", "scalar")
     assert recbatch.simd_level() == "scalar"
-    for higher in {"scalar", "avx2", "avx2_int8", "avx512", "avx512_vnni", "amx_int8"} - set(levels):
+    for higher in {"scalar", "avx2", "avx2_int8", "avx2_vnni", "avx512", "avx512_vnni", "amx_int8"} - set(
+        levels
+    ):
         monkeypatch.setenv("RECBATCH_SIMD", higher)
         assert recbatch.simd_level() == detected
     monkeypatch.setenv("RECBATCH_SIMD", "bogus")

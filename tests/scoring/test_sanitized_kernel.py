@@ -84,7 +84,7 @@ def test_kernel_under_address_and_ub_sanitizers(tmp_path: Path) -> None:
     # exclusions.
     levels = recbatch.available_simd_levels()
     runs = ["exclude", "level=scalar"] + (["logsumexp,level=avx2"] if "avx2" in levels else [])
-    runs += ["exclude,level=avx2_int8"] if "avx2_int8" in levels else []
+    runs += [f"exclude,level={level}" for level in ("avx2_int8", "avx2_vnni") if level in levels]
     for options in runs if (build / "search_only").exists() else []:
         alone = subprocess.run(
             [str(build / "search_only"), "W3", "100", "1", "2", options],

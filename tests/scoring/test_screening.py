@@ -1,8 +1,8 @@
-"""The int8 screening pass (SIMD levels ``avx2_int8``, ``avx512_vnni``, ``amx_int8``) must not change a single result.
+"""The int8 screening pass (``avx2_int8``, ``avx2_vnni``, ``avx512_vnni``, ``amx_int8``) must not change a single result.
 
 Each of these levels runs a float kernel (avx2's, or avx512's) behind an int8 screening pass that
 proves which items can still reach each query's top k (with vpmaddubsw and 6-bit queries, with
-vpdpbusd, or with the AMX tile unit); only those are rescored in float32. Their results must be
+vpdpbusd on ymm or zmm registers, or with the AMX tile unit); only those are rescored in float32. Their results must be
 IDENTICAL (indices and scores, bit for bit) to their float level on the same index, on inputs
 built to stress the bound: near-ties, exact ties, huge and tiny norms, quantisation residuals that
 add up coherently, tiny k, k = m, filters, odd dimensions (the AMX kernel's tile shapes change at
@@ -22,7 +22,7 @@ from recbatch import _core
 from tests.scoring.reference import check_top_k, eligibility, exact_top_k, reference
 
 # Each screening level and the float level whose kernel rescores its candidates.
-FLOAT_LEVEL = {"avx2_int8": "avx2", "avx512_vnni": "avx512", "amx_int8": "avx512"}
+FLOAT_LEVEL = {"avx2_int8": "avx2", "avx2_vnni": "avx2", "avx512_vnni": "avx512", "amx_int8": "avx512"}
 SCREEN_LEVELS = [level for level in FLOAT_LEVEL if level in recbatch.available_simd_levels()]
 pytestmark = pytest.mark.skipif(not SCREEN_LEVELS, reason="this CPU has no AVX2")
 

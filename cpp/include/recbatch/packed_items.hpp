@@ -26,7 +26,7 @@ public:
     // CPU can run it). threads: workers for the norms, the sort by norm, the packing and the int8
     // copy; the result is the same whatever the count.
     PackedItems(const float* items, std::size_t n_items, std::size_t dim,
-                bool with_int8 = detected_simd_level() >= SimdLevel::avx2_int8, std::size_t threads = 1);
+                bool with_int8 = simd_level_available(SimdLevel::avx2_int8), std::size_t threads = 1);
 
     std::size_t n_items() const { return n_items_; }
     std::size_t dim() const { return dim_; }

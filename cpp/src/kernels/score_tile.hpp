@@ -130,6 +130,8 @@ using ScoreBlocksFn = void (*)(std::size_t, const float* const*, const float* co
 using ScoreItemsFn = void (*)(std::size_t, const float* const*, const float* const*, std::size_t, float*);
 
 namespace avx2_int8 { void screen_tile(const ScreenJob& job); }
+// The same pass with AVX-VNNI's vpdpbusd on ymm: 8-bit queries, as avx512_vnni's.
+namespace avx2_vnni { void screen_tile(const ScreenJob& job); }
 namespace avx512_vnni { void screen_tile(const ScreenJob& job); }
 // The same pass on the AMX tile unit: the same int32 dot products, so the same flags.
 namespace amx_int8 { void screen_tile(const ScreenJob& job); }
