@@ -4,6 +4,7 @@ the float64 reference, prefixes, gzip, bad lines, cold start, failures, stopping
 from __future__ import annotations
 
 import gzip
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from recbatch.jobs.runner import (
     run_batch_segment_job,
 )
 from recbatch.model import load_model, save_model
+from recbatch.scoring import ItemIndex
 from tests.conftest import AwsEndpoints
 from tests.jobs import helpers as ref
 from tests.jobs.helpers import job, model_arrays, read_output, solution, write_lines, write_model
@@ -325,10 +327,39 @@ def test_should_stop_aborts_without_visible_output(
     assert _outputs(tmp_path / "out") == ["_CHECK"]
 
 
+def test_search_failure_mid_file_leaves_no_output_and_no_thread(
+    tmp_path: Path, model_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Searches run on a worker thread: a failure reaches the caller, nothing partial stays."""
+    monkeypatch.setattr(runner, "records_per_batch", lambda family, num_results: 10)
+    write_lines(tmp_path / "in.jsonl", [{"userId": f"u{i % 50}"} for i in range(100)])
+    real_search = ItemIndex.search
+    search_threads: set[str] = set()
+    calls = 0
+
+    def failing_search(self: ItemIndex, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        search_threads.add(threading.current_thread().name)
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("search broke")
+        return real_search(self, *args, **kwargs)
+
+    monkeypatch.setattr(ItemIndex, "search", failing_search)
+    with pytest.raises(RuntimeError, match="search broke"):
+        run_batch_inference_job(
+            job(str(tmp_path / "in.jsonl"), str(tmp_path / "out")), solution(model_path, "user")
+        )
+    assert _outputs(tmp_path / "out") == ["_CHECK"]
+    assert search_threads and threading.current_thread().name not in search_threads
+    assert not [t for t in threading.enumerate() if t.name in search_threads]
+
+
 def test_streaming_keeps_memory_bounded(
     tmp_path: Path, model_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The runner pulls input lines only as fast as it writes output: never more than one batch in flight."""
+    """The runner pulls input lines only as fast as it writes output: at most two batches in flight
+    (one being scored while the next is parsed)."""
     batch = 64
     total = 5_000
     monkeypatch.setattr(runner, "records_per_batch", lambda family, num_results: batch)
@@ -361,8 +392,8 @@ def test_streaming_keeps_memory_bounded(
     )
     records = total - len(range(0, total, 7))
     assert result.records_read == result.records_written == records
-    # Records read but not yet written never exceed one batch.
-    assert max(in_flight) == batch
+    # Records read but not yet written never exceed two batches, and parsing does run ahead.
+    assert max(in_flight) == 2 * batch
     assert len(read_output(tmp_path / "out" / "in.jsonl.out")) == records
 
 

@@ -4,6 +4,11 @@ A :class:`Scorer` serves one job: it turns a batch of :class:`~recbatch.jobs.rec
 output lines, with at most one top-k search per batch (never one per record). All vector work
 goes through the public scoring API (:class:`recbatch.ItemIndex`).
 
+:meth:`Scorer.steps` scores a batch in three steps: the Python work before the search, the search
+itself (handed to the caller, who may run it on another thread: it releases the GIL), and the
+Python work after it. The job runner uses that to keep the kernel busy with one batch while this
+thread prepares the next and formats the previous one; :meth:`Scorer.score` runs all three here.
+
 Choices where Personalize leaves things open (documented in the README):
 
 - cold start (user personalization): the most popular items, scored by their share of all
@@ -17,8 +22,9 @@ Choices where Personalize leaves things open (documented in the README):
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,8 +42,9 @@ from recbatch.jobs.records import (
     users_output,
 )
 from recbatch.model import Family, Model, ModelError
+from recbatch.scoring import TopKResult
 
-__all__ = ["ScoredBatch", "Scorer", "records_per_batch"]
+__all__ = ["ScoredBatch", "Scorer", "ScoringSteps", "SearchCall", "records_per_batch"]
 
 # Records per batch: large enough that the kernel sees big query blocks, small enough that a
 # batch's results (records x numResults) stay a few tens of MB.
@@ -66,6 +73,25 @@ class ScoredBatch:
 
 def _quote(value: str) -> str:
     return repr(value)
+
+
+#: A batch's search, ready to run on any thread.
+SearchCall = Callable[[], TopKResult]
+#: Scoring one batch: yields its search (at most once), takes the result back, returns the batch's lines.
+ScoringSteps = Generator[SearchCall, TopKResult, "ScoredBatch"]
+# A family's handler: the number of failed records, or the steps that return it.
+_Handler = Callable[[list[Record], list[int], list[bytes]], "int | Generator[SearchCall, TopKResult, int]"]
+
+
+def _run_here(steps: ScoringSteps) -> ScoredBatch:
+    """Run a batch's steps to the end on this thread."""
+    try:
+        call = next(steps)
+        while True:
+            call = steps.send(call())
+    except StopIteration as done:
+        scored: ScoredBatch = done.value
+        return scored
 
 
 class Scorer:
@@ -128,6 +154,10 @@ class Scorer:
 
     def score(self, records: Sequence[Record]) -> ScoredBatch:
         """One output line per record, in order; bad records become error lines."""
+        return _run_here(self.steps(records))
+
+    def steps(self, records: Sequence[Record]) -> ScoringSteps:
+        """:meth:`score` in steps: yields the batch's search (if it needs one), to be sent its result."""
         lines: list[bytes] = [b""] * len(records)
         failed = 0
         todo: list[int] = []
@@ -138,14 +168,15 @@ class Scorer:
             else:
                 todo.append(position)
         if todo:
-            handler = {
+            handlers: dict[Family, _Handler] = {
                 Family.USER_PERSONALIZATION: self._user_personalization,
                 Family.POPULAR_ITEMS: self._popular_items,
                 Family.RELATED_ITEMS: self._related_items,
                 Family.PERSONALIZED_RANKING: self._personalized_ranking,
                 Family.USER_SEGMENTATION: self._user_segmentation,
-            }[self.family]
-            failed += handler([records[p] for p in todo], todo, lines)
+            }
+            outcome = handlers[self.family]([records[p] for p in todo], todo, lines)
+            failed += outcome if isinstance(outcome, int) else (yield from outcome)
         return ScoredBatch(lines, failed)
 
     def _ids(self, objects: NDArray[np.object_], indices: NDArray[np.int64]) -> list[list[str]]:
@@ -155,9 +186,12 @@ class Scorer:
         result: list[list[str]] = objects[indices].tolist()
         return result
 
-    # Each handler fills lines[positions[j]] for records[j] and returns how many failed.
+    # Each handler fills lines[positions[j]] for records[j] and returns how many failed; those that
+    # search yield the search first (see steps).
 
-    def _user_personalization(self, records: list[Record], positions: list[int], lines: list[bytes]) -> int:
+    def _user_personalization(
+        self, records: list[Record], positions: list[int], lines: list[bytes]
+    ) -> Generator[SearchCall, TopKResult, int]:
         model = self.model
         user_rows = model.user_rows
         failed = 0
@@ -181,7 +215,9 @@ class Scorer:
             assert model.user_factors is not None
             k = min(self.num_results, model.n_items)
             queries = model.user_factors[np.asarray(rows, dtype=np.int64)]
-            result = model.item_index.search(queries, k, threads=self.threads, logsumexp=True)
+            result = yield functools.partial(
+                model.item_index.search, queries, k, threads=self.threads, logsumexp=True
+            )
             assert result.logsumexp is not None
             # Softmax over the whole catalogue: exp(s - logsumexp(all scores of the user)).
             probabilities = np.exp(result.scores.astype(np.float64) - result.logsumexp[:, None])
@@ -228,7 +264,9 @@ class Scorer:
                 failed += 1
         return known, rows, failed
 
-    def _related_items(self, records: list[Record], positions: list[int], lines: list[bytes]) -> int:
+    def _related_items(
+        self, records: list[Record], positions: list[int], lines: list[bytes]
+    ) -> Generator[SearchCall, TopKResult, int]:
         model = self.model
         known, rows, failed = self._known_items(
             records,
@@ -247,13 +285,17 @@ class Scorer:
             queries = model.unit_item_factors[query_rows]
             # Each query excludes its own item: CSR with exactly one entry per row.
             exclude = (np.arange(len(known) + 1, dtype=np.int64), query_rows)
-            result = model.cosine_index.search(queries, k, exclude=exclude, threads=self.threads)
+            result = yield functools.partial(
+                model.cosine_index.search, queries, k, exclude=exclude, threads=self.threads
+            )
             ids = self._ids(self._item_objects, result.indices)
         for j, row_ids in zip(known, ids, strict=True):
             lines[positions[j]] = ok_line(records[j].input_json, items_output(row_ids))
         return failed
 
-    def _user_segmentation(self, records: list[Record], positions: list[int], lines: list[bytes]) -> int:
+    def _user_segmentation(
+        self, records: list[Record], positions: list[int], lines: list[bytes]
+    ) -> Generator[SearchCall, TopKResult, int]:
         model = self.model
         known, rows, failed = self._known_items(
             records, positions, lines, fallback=None, unknown_reason="so no user has an affinity to it"
@@ -263,7 +305,7 @@ class Scorer:
         assert model.item_factors is not None
         k = min(self.num_results, model.n_users)
         queries = model.item_factors[np.asarray(rows, dtype=np.int64)]
-        result = model.user_index.search(queries, k, threads=self.threads)
+        result = yield functools.partial(model.user_index.search, queries, k, threads=self.threads)
         for j, row_ids in zip(known, self._ids(self._user_objects, result.indices), strict=True):
             lines[positions[j]] = ok_line(records[j].input_json, users_output(row_ids))
         return failed

@@ -7,7 +7,8 @@ stored and its solution version. Order of work (SPEC sections 3, 4 and 7):
 2. check the input KMS key (kms:DescribeKey; the output key is checked when _CHECK is written);
 3. write ``_CHECK`` to the output prefix, so an unwritable destination fails at once;
 4. list the input files; for each one, stream its lines in batches (memory stays bounded),
-   score each batch with one kernel call, write one output line per record in input order to
+   score each batch with one kernel call (on a worker thread, while the next batch is parsed and
+   prepared and the previous one formatted and written), write one output line per record in input order to
    ``<output prefix>/<input name>.out``, and commit that object when the input file is done.
 
 Each output object appears whole or not at all: a failure or a stop aborts the object being
@@ -18,13 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from recbatch.jobs import io as jobio
-from recbatch.jobs.recipes import Scorer, records_per_batch
+from recbatch.jobs.recipes import ScoredBatch, Scorer, ScoringSteps, records_per_batch
 from recbatch.jobs.records import Record, parse_record
 from recbatch.model import Family, Model, ModelError, load_model, recipe_family, recipe_name
+from recbatch.scoring import TopKResult
 
 __all__ = [
     "DEFAULT_NUM_RESULTS",
@@ -201,30 +204,76 @@ class _Run:
         assert self.output_prefix is not None
         batch_size = records_per_batch(family, self.num_results)
         uri = jobio.output_uri(self.output_prefix, input_file.name)
+        # Each batch's search runs on a worker thread (the kernel releases the GIL) while this
+        # thread parses and prepares the next batch and formats and writes the previous one, so
+        # the kernel goes from one batch to the next without waiting for Python. One worker:
+        # searches run one at a time, output stays in input order, at most three batches are held.
+        searches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recbatch-search")
         try:
             # The context manager commits on success and aborts on any exception (stop included).
             with jobio.OutputObject(uri, kms_key_arn=self.output_key) as out:
-                batch: list[Record] = []
-                for line in jobio.read_lines(input_file.uri, kms_key_arn=self.input_key):
-                    stripped = line.strip()
-                    if not stripped:
-                        continue
-                    batch.append(parse_record(stripped, family))
-                    if len(batch) >= batch_size:
-                        self._write_batch(batch, scorer, out)
-                        batch = []
-                if batch:
-                    self._write_batch(batch, scorer, out)
+                previous: _Batch | None = None
+                for records in self._batches(input_file, family, batch_size):
+                    batch = _Batch(len(records), scorer.steps(records), searches)
+                    if previous is not None:
+                        self._write_batch(previous.finish(), previous.records, out)
+                    previous = batch
+                if previous is not None:
+                    self._write_batch(previous.finish(), previous.records, out)
         except _READ_ERRORS as exc:
             msg = f"Cannot process input file {input_file.uri} (output {uri}): {exc}"
             raise JobFailed(msg) from exc
+        finally:
+            # On failure or stop, a search under way finishes (its result is dropped).
+            searches.shutdown(wait=True, cancel_futures=True)
 
-    def _write_batch(self, batch: list[Record], scorer: Scorer, out: jobio.OutputObject) -> None:
-        scored = scorer.score(batch)
+    def _batches(
+        self, input_file: jobio.InputFile, family: Family, batch_size: int
+    ) -> Iterator[list[Record]]:
+        batch: list[Record] = []
+        for line in jobio.read_lines(input_file.uri, kms_key_arn=self.input_key):
+            stripped = line.strip()
+            if not stripped:
+                continue
+            batch.append(parse_record(stripped, family))
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _write_batch(self, scored: ScoredBatch, records: int, out: jobio.OutputObject) -> None:
         out.write(b"".join(scored.lines))
-        self.state.records_read += len(batch)
+        self.state.records_read += records
         self.state.records_written += len(scored.lines)
         self.state.records_failed += scored.failed
         if self.progress_callback is not None:
             self.progress_callback(dataclasses.replace(self.state))
         self._stop_if_asked()
+
+
+class _Batch:
+    """A batch whose Python work before the search is done and whose search is submitted."""
+
+    def __init__(self, records: int, steps: ScoringSteps, searches: ThreadPoolExecutor) -> None:
+        self.records = records
+        self.steps = steps
+        self.search: Future[TopKResult] | None = None
+        self.scored: ScoredBatch | None = None
+        try:
+            self.search = searches.submit(next(steps))
+        except StopIteration as done:  # nothing to search (errors only, popularity, ranking)
+            self.scored = done.value
+
+    def finish(self) -> ScoredBatch:
+        """Wait for the search, then do the Python work after it (on this thread)."""
+        if self.scored is not None:
+            return self.scored
+        assert self.search is not None
+        try:
+            self.steps.send(self.search.result())
+        except StopIteration as done:
+            scored: ScoredBatch = done.value
+            return scored
+        msg = "a batch's scoring steps yielded more than one search"
+        raise RuntimeError(msg)
