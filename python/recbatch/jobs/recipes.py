@@ -348,7 +348,9 @@ class Scorer:
         # key: what the list is ordered by (higher first); probability: the score written.
         flat_key = np.full(flat_rows.size, -np.inf)
         warm_pairs = np.flatnonzero(known & (user_of >= 0))
-        flat_key[warm_pairs] = self._dot(user_of[warm_pairs], flat_rows[warm_pairs])
+        flat_key[warm_pairs] = self._dot(
+            np.asarray(users, dtype=np.int64), record_of[warm_pairs], flat_rows[warm_pairs]
+        )
         cold_pairs = np.flatnonzero(known & (user_of < 0))
         if cold_pairs.size:
             assert popularity is not None
@@ -396,14 +398,18 @@ class Scorer:
             lines[positions[j]] = ok_line(records[j].input_json, output)
         return failed
 
-    def _dot(self, user_rows: NDArray[np.int64], item_rows: NDArray[np.int64]) -> NDArray[np.float64]:
-        """u.v for each (user, item) pair, in float64 (the itemList softmax is sensitive to rounding)."""
+    def _dot(
+        self, record_users: NDArray[np.int64], pair_records: NDArray[np.int64], item_rows: NDArray[np.int64]
+    ) -> NDArray[np.float64]:
+        """u.v for each (record, item) pair, with the record's user, in float64 (the itemList softmax is
+        sensitive to rounding). Each record's user vector is gathered and widened once, not per pair."""
         users, items = self.model.user_factors, self.model.item_factors
         assert users is not None and items is not None
-        out = np.empty(user_rows.size, dtype=np.float64)
-        for start in range(0, user_rows.size, _PAIR_CHUNK):
+        # Cold users (-1) have no pairs here; row 0 only keeps the gather in range.
+        user_vectors: NDArray[Any] = users[np.maximum(record_users, 0)].astype(np.float64)
+        out = np.empty(item_rows.size, dtype=np.float64)
+        for start in range(0, item_rows.size, _PAIR_CHUNK):
             stop = start + _PAIR_CHUNK
-            u: NDArray[Any] = users[user_rows[start:stop]].astype(np.float64)
             v: NDArray[Any] = items[item_rows[start:stop]].astype(np.float64)
-            out[start:stop] = np.einsum("ij,ij->i", u, v)
+            out[start:stop] = np.einsum("ij,ij->i", user_vectors[pair_records[start:stop]], v)
         return out
