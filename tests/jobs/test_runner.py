@@ -340,6 +340,8 @@ def test_search_failure_mid_file_leaves_no_output_and_no_thread(
     def failing_search(self: ItemIndex, *args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         search_threads.add(threading.current_thread().name)
+        # A daemon thread: a process told to exit does not wait for a search under way.
+        assert threading.current_thread().daemon
         calls += 1
         if calls == 3:
             raise RuntimeError("search broke")

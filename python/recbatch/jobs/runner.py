@@ -18,13 +18,15 @@ written. Objects of input files already finished stay (each is complete); a reru
 from __future__ import annotations
 
 import dataclasses
+import queue
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from recbatch.jobs import io as jobio
-from recbatch.jobs.recipes import ScoredBatch, Scorer, ScoringSteps, records_per_batch
+from recbatch.jobs.recipes import ScoredBatch, Scorer, ScoringSteps, SearchCall, records_per_batch
 from recbatch.jobs.records import Record, parse_record
 from recbatch.model import Family, Model, ModelError, load_model, recipe_family, recipe_name
 from recbatch.scoring import TopKResult
@@ -208,7 +210,7 @@ class _Run:
         # thread parses and prepares the next batch and formats and writes the previous one, so
         # the kernel goes from one batch to the next without waiting for Python. One worker:
         # searches run one at a time, output stays in input order, at most three batches are held.
-        searches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recbatch-search")
+        searches = _SearchThread()
         try:
             # The context manager commits on success and aborts on any exception (stop included).
             with jobio.OutputObject(uri, kms_key_arn=self.output_key) as out:
@@ -225,7 +227,7 @@ class _Run:
             raise JobFailed(msg) from exc
         finally:
             # On failure or stop, a search under way finishes (its result is dropped).
-            searches.shutdown(wait=True, cancel_futures=True)
+            searches.close()
 
     def _batches(
         self, input_file: jobio.InputFile, family: Family, batch_size: int
@@ -252,10 +254,48 @@ class _Run:
         self._stop_if_asked()
 
 
+class _SearchThread:
+    """Runs a job's searches one after another on a thread of their own.
+
+    A daemon thread, unlike a ThreadPoolExecutor's, so that a process told to exit does not first
+    wait for the search under way (jobs run on daemon threads for the same reason).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[SearchCall, Future[TopKResult]] | None] = queue.SimpleQueue()
+        self._submitted: list[Future[TopKResult]] = []
+        self._thread = threading.Thread(target=self._serve, name="recbatch-search", daemon=True)
+        self._thread.start()
+
+    def submit(self, call: SearchCall) -> Future[TopKResult]:
+        future: Future[TopKResult] = Future()
+        self._submitted = [f for f in self._submitted if not f.done()]
+        self._submitted.append(future)
+        self._queue.put((call, future))
+        return future
+
+    def close(self) -> None:
+        """Drop the searches not started, wait for the one under way, end the thread."""
+        for future in self._submitted:
+            future.cancel()
+        self._queue.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while (work := self._queue.get()) is not None:
+            call, future = work
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # noqa: BLE001 - whatever it is, future.result() raises it in the job's thread
+                future.set_exception(exc)
+
+
 class _Batch:
     """A batch whose Python work before the search is done and whose search is submitted."""
 
-    def __init__(self, records: int, steps: ScoringSteps, searches: ThreadPoolExecutor) -> None:
+    def __init__(self, records: int, steps: ScoringSteps, searches: _SearchThread) -> None:
         self.records = records
         self.steps = steps
         self.search: Future[TopKResult] | None = None
