@@ -256,3 +256,39 @@ def test_scorer_checks_the_model(tmp_path: Path) -> None:
         Scorer(items_only, Family.POPULAR_ITEMS, 5)
     with pytest.raises(ValueError, match="numResults must be >= 1"):
         Scorer(items_only, Family.RELATED_ITEMS, 0)
+
+
+@pytest.mark.parametrize(
+    ("family", "field", "prefix", "searches"),
+    [
+        (Family.USER_PERSONALIZATION, "userId", "u", 1),
+        (Family.RELATED_ITEMS, "itemId", "i", 1),
+        (Family.USER_SEGMENTATION, "itemId", "i", 1),
+        (Family.POPULAR_ITEMS, "userId", "u", 0),
+        (Family.PERSONALIZED_RANKING, "userId", "u", 0),
+    ],
+)
+def test_steps_hand_out_at_most_one_search_per_batch(
+    tmp_path: Path, arrays: dict[str, NDArray[Any]], family: Family, field: str, prefix: str, searches: int
+) -> None:
+    """Scorer.steps: the batch's search (if any) runs wherever the caller runs it; lines as score()."""
+    scorer = Scorer(_model(tmp_path, arrays), family, 7)
+    lines = [{field: f"{prefix}{j}"} for j in range(30)] + [{"other": 1}]
+    if family is Family.PERSONALIZED_RANKING:
+        lines = [{**line, "itemList": ["i3", "i1", "i2"]} for line in lines]
+    records = [parse_record(orjson.dumps(line), family) for line in lines]
+    steps = scorer.steps(records)
+    handed_out = 0
+    try:
+        call = next(steps)
+        while True:
+            handed_out += 1
+            call = steps.send(call())
+    except StopIteration as done:
+        stepped = done.value
+    assert handed_out == searches
+    direct = scorer.score(records)
+    assert stepped.lines == direct.lines and stepped.failed == direct.failed == 1
+    # A batch with nothing to search (every record bad) hands out no search.
+    with pytest.raises(StopIteration):
+        next(scorer.steps(records[-1:]))
