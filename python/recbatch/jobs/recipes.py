@@ -85,13 +85,19 @@ _Handler = Callable[[list[Record], list[int], list[bytes]], "int | Generator[Sea
 
 def _run_here(steps: ScoringSteps) -> ScoredBatch:
     """Run a batch's steps to the end on this thread."""
+    scored: ScoredBatch
     try:
         call = next(steps)
-        while True:
-            call = steps.send(call())
     except StopIteration as done:
-        scored: ScoredBatch = done.value
+        scored = done.value
         return scored
+    while True:
+        result = call()  # outside the try: only the steps' own end is caught below
+        try:
+            call = steps.send(result)
+        except StopIteration as done:
+            scored = done.value
+            return scored
 
 
 class Scorer:

@@ -310,8 +310,9 @@ class _Batch:
         if self.scored is not None:
             return self.scored
         assert self.search is not None
+        result = self.search.result()  # outside the try: only the steps' own end is caught below
         try:
-            self.steps.send(self.search.result())
+            self.steps.send(result)
         except StopIteration as done:
             scored: ScoredBatch = done.value
             return scored
