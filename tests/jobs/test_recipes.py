@@ -265,7 +265,7 @@ def test_scorer_checks_the_model(tmp_path: Path) -> None:
         (Family.RELATED_ITEMS, "itemId", "i", 1),
         (Family.USER_SEGMENTATION, "itemId", "i", 1),
         (Family.POPULAR_ITEMS, "userId", "u", 0),
-        (Family.PERSONALIZED_RANKING, "userId", "u", 0),
+        (Family.PERSONALIZED_RANKING, "userId", "u", 1),
     ],
 )
 def test_steps_hand_out_at_most_one_search_per_batch(

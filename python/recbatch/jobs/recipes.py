@@ -75,12 +75,13 @@ def _quote(value: str) -> str:
     return repr(value)
 
 
-#: A batch's search, ready to run on any thread.
-SearchCall = Callable[[], TopKResult]
+#: A batch's one heavy step, ready to run on any thread (it releases the GIL): the top-k search, or
+#: for ranking the float64 dot products of its (user, item) pairs.
+SearchCall = Callable[[], Any]
 #: Scoring one batch: yields its search (at most once), takes the result back, returns the batch's lines.
-ScoringSteps = Generator[SearchCall, TopKResult, "ScoredBatch"]
+ScoringSteps = Generator[SearchCall, Any, "ScoredBatch"]
 # A family's handler: the number of failed records, or the steps that return it.
-_Handler = Callable[[list[Record], list[int], list[bytes]], "int | Generator[SearchCall, TopKResult, int]"]
+_Handler = Callable[[list[Record], list[int], list[bytes]], "int | Generator[SearchCall, Any, int]"]
 
 
 def _run_here(steps: ScoringSteps) -> ScoredBatch:
@@ -197,7 +198,7 @@ class Scorer:
 
     def _user_personalization(
         self, records: list[Record], positions: list[int], lines: list[bytes]
-    ) -> Generator[SearchCall, TopKResult, int]:
+    ) -> Generator[SearchCall, Any, int]:
         model = self.model
         user_rows = model.user_rows
         failed = 0
@@ -221,7 +222,7 @@ class Scorer:
             assert model.user_factors is not None
             k = min(self.num_results, model.n_items)
             queries = model.user_factors[np.asarray(rows, dtype=np.int64)]
-            result = yield functools.partial(
+            result: TopKResult = yield functools.partial(
                 model.item_index.search, queries, k, threads=self.threads, logsumexp=True
             )
             assert result.logsumexp is not None
@@ -272,7 +273,7 @@ class Scorer:
 
     def _related_items(
         self, records: list[Record], positions: list[int], lines: list[bytes]
-    ) -> Generator[SearchCall, TopKResult, int]:
+    ) -> Generator[SearchCall, Any, int]:
         model = self.model
         known, rows, failed = self._known_items(
             records,
@@ -291,7 +292,7 @@ class Scorer:
             queries = model.unit_item_factors[query_rows]
             # Each query excludes its own item: CSR with exactly one entry per row.
             exclude = (np.arange(len(known) + 1, dtype=np.int64), query_rows)
-            result = yield functools.partial(
+            result: TopKResult = yield functools.partial(
                 model.cosine_index.search, queries, k, exclude=exclude, threads=self.threads
             )
             ids = self._ids(self._item_objects, result.indices)
@@ -301,7 +302,7 @@ class Scorer:
 
     def _user_segmentation(
         self, records: list[Record], positions: list[int], lines: list[bytes]
-    ) -> Generator[SearchCall, TopKResult, int]:
+    ) -> Generator[SearchCall, Any, int]:
         model = self.model
         known, rows, failed = self._known_items(
             records, positions, lines, fallback=None, unknown_reason="so no user has an affinity to it"
@@ -311,12 +312,16 @@ class Scorer:
         assert model.item_factors is not None
         k = min(self.num_results, model.n_users)
         queries = model.item_factors[np.asarray(rows, dtype=np.int64)]
-        result = yield functools.partial(model.user_index.search, queries, k, threads=self.threads)
+        result: TopKResult = yield functools.partial(
+            model.user_index.search, queries, k, threads=self.threads
+        )
         for j, row_ids in zip(known, self._ids(self._user_objects, result.indices), strict=True):
             lines[positions[j]] = ok_line(records[j].input_json, users_output(row_ids))
         return failed
 
-    def _personalized_ranking(self, records: list[Record], positions: list[int], lines: list[bytes]) -> int:
+    def _personalized_ranking(
+        self, records: list[Record], positions: list[int], lines: list[bytes]
+    ) -> Generator[SearchCall, Any, int]:
         model = self.model
         user_rows, item_rows = model.user_rows, model.item_rows
         popularity = model.item_popularity
@@ -354,9 +359,10 @@ class Scorer:
         # key: what the list is ordered by (higher first); probability: the score written.
         flat_key = np.full(flat_rows.size, -np.inf)
         warm_pairs = np.flatnonzero(known & (user_of >= 0))
-        flat_key[warm_pairs] = self._dot(
-            np.asarray(users, dtype=np.int64), record_of[warm_pairs], flat_rows[warm_pairs]
-        )
+        if warm_pairs.size:
+            flat_key[warm_pairs] = yield functools.partial(
+                self._dot, np.asarray(users, dtype=np.int64), record_of[warm_pairs], flat_rows[warm_pairs]
+            )
         cold_pairs = np.flatnonzero(known & (user_of < 0))
         if cold_pairs.size:
             assert popularity is not None

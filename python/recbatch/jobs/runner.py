@@ -29,7 +29,6 @@ from recbatch.jobs import io as jobio
 from recbatch.jobs.recipes import ScoredBatch, Scorer, ScoringSteps, SearchCall, records_per_batch
 from recbatch.jobs.records import Record, parse_record
 from recbatch.model import Family, Model, ModelError, load_model, recipe_family, recipe_name
-from recbatch.scoring import TopKResult
 
 __all__ = [
     "DEFAULT_NUM_RESULTS",
@@ -262,13 +261,13 @@ class _SearchThread:
     """
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[SearchCall, Future[TopKResult]] | None] = queue.SimpleQueue()
-        self._submitted: list[Future[TopKResult]] = []
+        self._queue: queue.SimpleQueue[tuple[SearchCall, Future[Any]] | None] = queue.SimpleQueue()
+        self._submitted: list[Future[Any]] = []
         self._thread = threading.Thread(target=self._serve, name="recbatch-search", daemon=True)
         self._thread.start()
 
-    def submit(self, call: SearchCall) -> Future[TopKResult]:
-        future: Future[TopKResult] = Future()
+    def submit(self, call: SearchCall) -> Future[Any]:
+        future: Future[Any] = Future()
         self._submitted = [f for f in self._submitted if not f.done()]
         self._submitted.append(future)
         self._queue.put((call, future))
@@ -298,11 +297,11 @@ class _Batch:
     def __init__(self, records: int, steps: ScoringSteps, searches: _SearchThread) -> None:
         self.records = records
         self.steps = steps
-        self.search: Future[TopKResult] | None = None
+        self.search: Future[Any] | None = None
         self.scored: ScoredBatch | None = None
         try:
             self.search = searches.submit(next(steps))
-        except StopIteration as done:  # nothing to search (errors only, popularity, ranking)
+        except StopIteration as done:  # nothing to search (errors only, popularity, cold users)
             self.scored = done.value
 
     def finish(self) -> ScoredBatch:
