@@ -1,28 +1,58 @@
 #!/bin/bash
 # The prepared run for a lent many-core machine (no network there; its python3 has numpy, cmake,
-# ninja, pybind11 and scikit-build-core): builds the working tree, then targets 5 (threads, W2) and
-# 1 (two of its cores) of issue 5. Writes its tables to $OUT. About 4 minutes on 16 cores.
-#   bash benchmarks/device_run.sh
+# ninja, pybind11 and scikit-build-core, not the job layer's boto3, smart_open or orjson): builds
+# the working tree, then issue 5's whole jobs on all cores, target 5 (threads, W2) and target 1
+# (two of its cores). Writes its tables to $OUT, the most wanted first. About 6 minutes on 16 cores.
+#
+# Here, before the call (the job layer's wheels for the machine's Python 3.12, 17 MB):
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux2014_x86_64 -d .whl \
+#     boto3 botocore s3transfer jmespath smart_open orjson
+# Optionally an earlier version of the job layer's files in .ab/old/ (excluded too): the jobs
+# then also run with those files, for a before/after on the same machine.
+# The call: carry [".whl", ".ab"], command `bash benchmarks/device_run.sh`.
 cd "$(dirname "$0")/.." || exit 1
-export CMAKE_BUILD_PARALLEL_LEVEL=16
+export CMAKE_BUILD_PARALLEL_LEVEL=16 PYTHONUNBUFFERED=1
 t0=$(date +%s)
-{ nproc; grep -m1 "model name" /proc/cpuinfo; grep -m1 -o -w "amx_tile\|amx_int8\|avx512_vnni" /proc/cpuinfo | sort -u | tr '\n' ' '; echo; uname -r; } | tee "$OUT/machine.txt"
+stamp() { echo "t $(( $(date +%s) - t0 )) s: $1"; }
+{ nproc; grep -m1 "model name" /proc/cpuinfo; grep -m1 -o -w "amx_tile\|amx_int8\|avx512_vnni\|avx_vnni" /proc/cpuinfo | sort -u | tr '\n' ' '; echo; uname -r; } | tee "$OUT/machine.txt"
 python3 -m pip install -q --no-build-isolation --no-deps --target /tmp/rb . > /tmp/b1.log 2>&1 || { tail -30 /tmp/b1.log; exit 1; }
 (cmake -S cpp -B /tmp/bc -DCMAKE_BUILD_TYPE=Release -DRECBATCH_BUILD_BENCHMARKS=ON -G Ninja > /tmp/b2.log 2>&1 && cmake --build /tmp/bc --target search_share -j16 >> /tmp/b2.log 2>&1) || tail -20 /tmp/b2.log
-echo "build $(( $(date +%s) - t0 )) s" | tee -a "$OUT/machine.txt"
-export PYTHONPATH=/tmp/rb
+stamp build | tee -a "$OUT/machine.txt"
+site=/tmp/rb
+if ls .whl/*.whl > /dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl && site=/tmp/rb:/tmp/site
+fi
+export PYTHONPATH=$site
 python3 -c "import recbatch; print('levels', recbatch.available_simd_levels(), 'default', recbatch.simd_level())" | tee -a "$OUT/machine.txt"
-cd benchmarks
+
+# Whole jobs on all cores (the job layer's Python work beside the kernel's threads).
+if python3 -c "import boto3, smart_open, orjson" 2> /dev/null; then
+  if [ -d .ab/old ]; then
+    cp -r /tmp/rb /tmp/rb_old && cp .ab/old/*.py /tmp/rb_old/recbatch/jobs/
+  fi
+  for recipe in aws-user-personalization aws-similar-items; do
+    for tree in /tmp/rb /tmp/rb_old; do
+      [ -d $tree ] || continue
+      echo "## $recipe, package at $tree"
+      PYTHONPATH=$tree:/tmp/site python3 benchmarks/job_benchmark.py --recipe $recipe
+    done
+  done 2>&1 | grep -v "work files" | tee "$OUT/jobs_all_cores.txt"
+  stamp jobs
+fi
+
+cd benchmarks || exit 1
 python3 thread_scaling.py --queries 4000 --threads 1,2,4,8,16 --repeat 2 | tee "$OUT/threads_default.md"
-echo "t $(( $(date +%s) - t0 )) s"
+stamp threads-default
 python3 thread_scaling.py --queries 4000 --threads 1,2,4,8,16 --levels avx512 --repeat 2 --no-peak | tee "$OUT/threads_avx512.md"
-echo "t $(( $(date +%s) - t0 )) s"
+stamp threads-avx512
+for w in W1 W2 W3; do taskset -c 0,1 /tmp/bc/search_share $w "" 15 2; done | tee "$OUT/search_share_2of16.md"
+stamp share-2
+taskset -c 0,1 python3 efficiency.py --threads 2 --scale 0.1 --repeat 5 | tee "$OUT/efficiency_2of16cores.md"
+stamp efficiency-2
 # The path of CPUs without AVX-512 (entry 42), for its scaling on many cores.
 python3 thread_scaling.py --queries 4000 --threads 1,4,16 --levels avx2_int8,avx2 --repeat 2 --no-peak | tee "$OUT/threads_avx2.md"
-echo "t $(( $(date +%s) - t0 )) s"
-for w in W1 W2 W3; do taskset -c 0,1 /tmp/bc/search_share $w "" 15 2; done | tee "$OUT/search_share_2of16.md"
-echo "t $(( $(date +%s) - t0 )) s"
-taskset -c 0,1 python3 efficiency.py --threads 2 --scale 0.1 --repeat 5 | tee "$OUT/efficiency_2of16cores.md"
-echo "t $(( $(date +%s) - t0 )) s"
+stamp threads-avx2
 for w in W1 W2 W3; do taskset -c 0 /tmp/bc/search_share $w "" 10 1; done | tee "$OUT/search_share_1of16.md"
-echo "total $(( $(date +%s) - t0 )) s"
+stamp total
