@@ -2,7 +2,7 @@
 # The prepared run for a lent many-core machine (no network there; its python3 has numpy, cmake,
 # ninja, pybind11 and scikit-build-core, not the job layer's boto3, smart_open or orjson): builds
 # the working tree, then issue 5's whole jobs on all cores, target 5 (threads, W2) and target 1
-# (two of its cores). Writes its tables to $OUT, the most wanted first. About 6 minutes on 16 cores.
+# (two of its cores). Writes its tables to $OUT, the most wanted first. About 5 minutes on 16 cores.
 #
 # Here, before the call (the job layer's wheels for the machine's Python 3.12, 17 MB):
 #   echo /.whl/ >> .git/info/exclude
