@@ -10,12 +10,15 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <future>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "recbatch/id_index.hpp"
 #include "recbatch/packed_items.hpp"
 #include "recbatch/search.hpp"
 #include "recbatch/simd_level.hpp"
@@ -175,6 +178,39 @@ private:
     std::shared_ptr<const recbatch::PackedItems> packed_;
 };
 
+// A sequence of str as UTF-8 views, read in place: CPython keeps a str's UTF-8 bytes with the
+// object, and `items` (a tuple: strong references, whatever another thread does to a list)
+// keeps the objects. A str with lone surrogates, which UTF-8 cannot encode, is taken with
+// "surrogatepass" into `spill`, for ids and keys alike, so equal strings still match.
+struct Utf8Views {
+    Utf8Views(const py::handle& sequence, const char* name) {
+        items = py::reinterpret_steal<py::tuple>(PySequence_Tuple(sequence.ptr()));
+        if (!items) throw py::type_error(std::string(name) + " must be a sequence of str");
+        views.reserve(items.size());
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            PyObject* item = PyTuple_GET_ITEM(items.ptr(), static_cast<Py_ssize_t>(i));
+            if (!PyUnicode_Check(item)) {
+                throw py::type_error(std::string(name) + "[" + std::to_string(i) + "] must be a str, got " +
+                                     Py_TYPE(item)->tp_name);
+            }
+            Py_ssize_t size = 0;
+            const char* data = PyUnicode_AsUTF8AndSize(item, &size);
+            if (data == nullptr) {
+                PyErr_Clear();
+                auto encoded = py::reinterpret_steal<py::bytes>(PyUnicode_AsEncodedString(item, "utf-8", "surrogatepass"));
+                if (!encoded) throw py::error_already_set();
+                spill.emplace_back(encoded);
+                views.emplace_back(spill.back());
+            } else {
+                views.emplace_back(data, static_cast<std::size_t>(size));
+            }
+        }
+    }
+    py::tuple items;
+    std::deque<std::string> spill;  // a deque: its strings stay where they are as it grows
+    std::vector<std::string_view> views;
+};
+
 std::vector<std::string> level_names(const std::vector<recbatch::SimdLevel>& levels) {
     std::vector<std::string> names;
     for (auto level : levels) names.emplace_back(recbatch::simd_level_name(level));
@@ -208,4 +244,21 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         .def_property_readonly("dim", &ItemIndex::dim)
         .def("search", &ItemIndex::search, py::arg("queries"), py::arg("k"), py::arg("exclude_indptr"),
              py::arg("exclude_indices"), py::arg("allow"), py::arg("threads"), py::arg("logsumexp"), py::arg("simd"));
+    // Lookups hold the GIL: they read Python strings, and a batch of them takes microseconds.
+    py::class_<recbatch::IdIndex>(m, "IdIndex")
+        .def(py::init([](const py::handle& ids) {
+                 Utf8Views views(ids, "ids");
+                 return std::make_unique<recbatch::IdIndex>(views.views);
+             }),
+             py::arg("ids"))
+        .def("__len__", &recbatch::IdIndex::size)
+        .def(
+            "rows",
+            [](const recbatch::IdIndex& self, const py::handle& keys) {
+                Utf8Views views(keys, "keys");
+                Int64Array rows(static_cast<py::ssize_t>(views.views.size()));
+                self.find_many(views.views.data(), views.views.size(), rows.mutable_data());
+                return rows;
+            },
+            py::arg("keys"));
 }

@@ -1,4 +1,6 @@
 # Type stub for the compiled extension (cpp/bindings/module.cpp).
+from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -26,3 +28,8 @@ class ItemIndex:
         logsumexp: bool,
         simd: str,
     ) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.float64] | None]: ...
+
+class IdIndex:
+    def __init__(self, ids: Sequence[str]) -> None: ...
+    def __len__(self) -> int: ...
+    def rows(self, keys: Sequence[str]) -> NDArray[np.int64]: ...

@@ -28,6 +28,7 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from recbatch.ids import IdIndex
 from recbatch.scoring import ItemIndex
 
 __all__ = [
@@ -297,6 +298,11 @@ class Model:
     def user_id_list(self) -> list[str]:
         """User ids as Python strings (row -> id), for writing output."""
         return list(self.user_rows)
+
+    @cached_property
+    def item_lookup(self) -> IdIndex:
+        """Item id -> row for many ids at once (``item_rows`` answers one at a time)."""
+        return IdIndex(self.item_id_list)
 
     def _need(self, value: NDArray[Any] | None, name: str) -> NDArray[Any]:
         if value is None:

@@ -108,6 +108,31 @@ def test_item_list_longer_than_limit() -> None:
     assert parse_record(line, R).error == "INVALID_FIELD: itemList must hold 1 to 500 item ids, got 501"
 
 
+@pytest.mark.parametrize(
+    ("items", "error"),
+    [
+        (["x" * 256] * 3, None),  # each id at the limit, together past it
+        (
+            ["x", "y" * 257],
+            "INVALID_FIELD: itemList[1] must be a string of 1 to 256 characters, got 257 characters",
+        ),
+        (
+            ["x" * 257],
+            "INVALID_FIELD: itemList[0] must be a string of 1 to 256 characters, got 257 characters",
+        ),
+        (["x", None], "INVALID_FIELD: itemList[1] must be a string of 1 to 256 characters, got null"),
+        (["x", ["y"]], "INVALID_FIELD: itemList[1] must be a string of 1 to 256 characters, got an array"),
+        (["", "x"], "INVALID_FIELD: itemList[0] must be a string of 1 to 256 characters, got 0 characters"),
+    ],
+)
+def test_item_list_entries(items: list[object], error: str | None) -> None:
+    line = b'{"userId":"a","itemList":' + json.dumps(items).encode() + b"}"
+    record = parse_record(line, R)
+    assert record.error == error
+    if error is None:
+        assert record.item_list == items
+
+
 def test_output_lines_echo_the_input_exactly() -> None:
     # Big integers, key order and nested objects survive: the input text is echoed, not re-encoded.
     line = b'{"z": 123456789012345678901234567890, "userId": "u", "a": {"b": [1.50, 2e3]}}'

@@ -323,7 +323,7 @@ class Scorer:
         self, records: list[Record], positions: list[int], lines: list[bytes]
     ) -> Generator[SearchCall, Any, int]:
         model = self.model
-        user_rows, item_rows = model.user_rows, model.item_rows
+        user_rows = model.user_rows
         popularity = model.item_popularity
         failed = 0
         ranked: list[int] = []  # positions in records
@@ -348,9 +348,7 @@ class Scorer:
         counts = np.fromiter((len(items) for items in lists), dtype=np.int64, count=len(lists))
         n, width = len(lists), int(counts.max())
         flat_items = list(itertools.chain.from_iterable(lists))
-        flat_rows = np.fromiter(
-            map(item_rows.get, flat_items, itertools.repeat(-1)), dtype=np.int64, count=len(flat_items)
-        )
+        flat_rows = model.item_lookup.rows(flat_items)  # -1: not in the catalogue
         record_of = np.repeat(np.arange(n), counts)
         slot = np.arange(flat_rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
         user_of = np.asarray(users, dtype=np.int64)[record_of]

@@ -121,9 +121,17 @@ def _item_list(record: dict[str, Any]) -> list[str]:
         raise _BadRecord(
             f"{INVALID_FIELD}: itemList must hold 1 to {MAX_ITEM_LIST} item ids, got {len(value)}"
         )
-    # Fast check first (C-level passes over the list); the slow loop only finds the culprit.
-    lengths = list(map(len, value)) if set(map(type, value)) == {str} else None
-    if lengths is not None and min(lengths) > 0 and max(lengths) <= MAX_ID_LENGTH:
+    # Fast check first (C-level passes over the list; join raises unless every entry is a str);
+    # the slow loop below only finds the culprit.
+    try:
+        joined = "".join(value)
+    except TypeError:
+        joined = None
+    if (
+        joined is not None
+        and "" not in value
+        and (len(joined) <= MAX_ID_LENGTH or max(map(len, value)) <= MAX_ID_LENGTH)
+    ):
         return value
     for position, item in enumerate(value):
         if type(item) is not str or not 0 < len(item) <= MAX_ID_LENGTH:

@@ -1,0 +1,95 @@
+#include "recbatch/id_index.hpp"
+
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+
+namespace recbatch {
+
+namespace {
+
+std::uint64_t hash_of(std::string_view key) { return std::hash<std::string_view>{}(key); }
+
+std::uint32_t tag_of(std::uint64_t hash) { return static_cast<std::uint32_t>(hash >> 32); }
+
+// A hint only: the lookups are the same without it.
+inline void prefetch(const void* address) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(address);
+#else
+    (void)address;
+#endif
+}
+
+// How far ahead a batch lookup hashes a key and prefetches its slot; it reads that slot (now in
+// cache) and prefetches the key's bytes halfway, and compares when the bytes are due.
+constexpr std::size_t kAhead = 8;
+constexpr std::size_t kRing = 4 * kAhead;  // hashes kept for the keys in flight (> 2 * kAhead)
+
+}  // namespace
+
+IdIndex::IdIndex(const std::vector<std::string_view>& ids) : count_(ids.size()) {
+    if (ids.size() >= kEmpty) throw std::length_error("IdIndex holds fewer than 2^32 - 1 ids");
+    std::size_t capacity = 8;
+    while (capacity < 2 * ids.size()) capacity *= 2;
+    slots_.assign(capacity, Slot{0, kEmpty, 0});
+    mask_ = capacity - 1;
+    std::size_t total = 0;
+    for (const std::string_view id : ids) total += sizeof(std::uint32_t) + id.size();
+    bytes_.reserve(total);
+    for (std::size_t row = 0; row < ids.size(); ++row) {
+        const std::string_view id = ids[row];
+        if (id.size() > 0xFFFFFFFFu) throw std::length_error("an id of IdIndex is 4 GiB or longer");
+        const std::uint64_t hash = hash_of(id);
+        std::size_t at = home(hash);
+        for (; slots_[at].row != kEmpty; at = (at + 1) & mask_) {
+            if (slots_[at].tag == tag_of(hash) && same_key(slots_[at], id)) {
+                throw std::invalid_argument("ids must be unique: row " + std::to_string(row) +
+                                            " repeats row " + std::to_string(slots_[at].row));
+            }
+        }
+        slots_[at] = Slot{tag_of(hash), static_cast<std::uint32_t>(row), bytes_.size()};
+        const auto length = static_cast<std::uint32_t>(id.size());
+        bytes_.append(reinterpret_cast<const char*>(&length), sizeof length);
+        bytes_.append(id.data(), id.size());
+    }
+}
+
+bool IdIndex::same_key(const Slot& slot, std::string_view key) const {
+    std::uint32_t length;
+    std::memcpy(&length, bytes_.data() + slot.offset, sizeof length);
+    return length == key.size() &&
+           std::memcmp(bytes_.data() + slot.offset + sizeof length, key.data(), key.size()) == 0;
+}
+
+std::int64_t IdIndex::probe(std::uint64_t hash, std::string_view key) const {
+    for (std::size_t at = home(hash);; at = (at + 1) & mask_) {
+        const Slot& slot = slots_[at];
+        if (slot.row == kEmpty) return -1;  // the table is at most half full: a free slot comes
+        if (slot.tag == tag_of(hash) && same_key(slot, key)) return slot.row;
+    }
+}
+
+std::int64_t IdIndex::find(std::string_view key) const { return probe(hash_of(key), key); }
+
+void IdIndex::find_many(const std::string_view* keys, std::size_t n, std::int64_t* rows) const {
+    std::uint64_t hashes[kRing];
+    for (std::size_t step = 0; step < n + 2 * kAhead; ++step) {
+        if (step < n) {
+            const std::uint64_t hash = hash_of(keys[step]);
+            hashes[step % kRing] = hash;
+            prefetch(&slots_[home(hash)]);
+        }
+        if (step >= kAhead && step - kAhead < n) {
+            const std::uint64_t hash = hashes[(step - kAhead) % kRing];
+            const Slot& slot = slots_[home(hash)];
+            if (slot.row != kEmpty && slot.tag == tag_of(hash)) prefetch(bytes_.data() + slot.offset);
+        }
+        if (step >= 2 * kAhead) {
+            const std::size_t at = step - 2 * kAhead;
+            rows[at] = probe(hashes[at % kRing], keys[at]);
+        }
+    }
+}
+
+}  // namespace recbatch

@@ -1,0 +1,117 @@
+// IdIndex (cpp/include/recbatch/id_index.hpp) against std::unordered_map on random ids: every id
+// finds its row, every other key finds -1, one at a time and in batches of every length around
+// the prefetch pipeline's depth; ids that share prefixes, lengths or bytes up to the last; an
+// empty index; duplicates refused.
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "recbatch/id_index.hpp"
+
+namespace {
+
+int checks = 0;
+int failures = 0;
+
+void expect(bool ok, const std::string& what) {
+    ++checks;
+    if (ok) return;
+    ++failures;
+    if (failures <= 20) std::fprintf(stderr, "FAIL: %s\n", what.c_str());
+}
+
+std::string random_id(std::mt19937_64& rng) {
+    // Mostly short ids over a small alphabet (many near-collisions), some long, some with any byte.
+    const std::size_t length = rng() % 10 == 0 ? 1 + rng() % 300 : 1 + rng() % 8;
+    const bool any_byte = rng() % 8 == 0;
+    std::string id(length, 'a');
+    for (char& c : id) c = any_byte ? static_cast<char>(rng() % 256) : static_cast<char>('a' + rng() % 3);
+    return id;
+}
+
+void check(std::size_t n, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<std::string> ids;
+    std::unordered_map<std::string, std::int64_t> reference;
+    while (ids.size() < n) {
+        std::string id = random_id(rng);
+        if (reference.emplace(id, static_cast<std::int64_t>(ids.size())).second) ids.push_back(std::move(id));
+    }
+    std::vector<std::string_view> views(ids.begin(), ids.end());
+    const recbatch::IdIndex index(views);
+    expect(index.size() == n, "size");
+
+    // Keys: every id, ids with one byte changed or one byte more or less, and fresh random ones.
+    std::vector<std::string> keys(ids.begin(), ids.end());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        std::string changed = ids[i];
+        changed.back() = static_cast<char>(changed.back() + 1);
+        keys.push_back(changed);
+        keys.push_back(ids[i] + "a");
+        keys.push_back(ids[i].substr(0, ids[i].size() - 1));
+    }
+    for (std::size_t i = 0; i < n + 50; ++i) keys.push_back(random_id(rng));
+    keys.emplace_back();  // the empty key
+    std::shuffle(keys.begin(), keys.end(), rng);
+
+    std::vector<std::string_view> key_views(keys.begin(), keys.end());
+    std::vector<std::int64_t> expected(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        const auto found = reference.find(keys[i]);
+        expected[i] = found == reference.end() ? -1 : found->second;
+        expect(index.find(keys[i]) == expected[i], "find n=" + std::to_string(n) + " key " + std::to_string(i));
+    }
+    // Batches of every length from 0 to 40 (the pipeline is 16 keys deep), then all at once.
+    for (std::size_t length = 0; length <= 40 && length <= keys.size(); ++length) {
+        std::vector<std::int64_t> rows(length + 1, -7);
+        index.find_many(key_views.data(), length, rows.data());
+        for (std::size_t i = 0; i < length; ++i) {
+            expect(rows[i] == expected[i], "find_many n=" + std::to_string(n) + " length " + std::to_string(length));
+        }
+        expect(rows[length] == -7, "find_many wrote past its end");
+    }
+    std::vector<std::int64_t> rows(keys.size());
+    index.find_many(key_views.data(), keys.size(), rows.data());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        expect(rows[i] == expected[i], "find_many all, n=" + std::to_string(n) + " key " + std::to_string(i));
+    }
+}
+
+void check_duplicates() {
+    for (const std::vector<std::string_view>& ids :
+         {std::vector<std::string_view>{"a", "b", "a"}, std::vector<std::string_view>{"x", "x"}}) {
+        bool refused = false;
+        try {
+            recbatch::IdIndex index(ids);
+        } catch (const std::invalid_argument&) {
+            refused = true;
+        }
+        expect(refused, "a repeated id is refused");
+    }
+}
+
+void check_empty() {
+    const recbatch::IdIndex index(std::vector<std::string_view>{});
+    expect(index.size() == 0, "empty size");
+    expect(index.find("a") == -1 && index.find("") == -1, "empty find");
+    const std::string_view keys[3] = {"a", "", "b"};
+    std::int64_t rows[3] = {5, 5, 5};
+    index.find_many(keys, 3, rows);
+    expect(rows[0] == -1 && rows[1] == -1 && rows[2] == -1, "empty find_many");
+}
+
+}  // namespace
+
+int main() {
+    check_empty();
+    check_duplicates();
+    std::uint64_t seed = 1;
+    for (std::size_t n : {1, 2, 3, 7, 8, 9, 15, 16, 17, 100, 1000, 5000, 40000}) check(n, seed++);
+    std::printf("test_id_index: %d checks, %d failed\n", checks, failures);
+    return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,93 @@
+"""IdIndex: bulk id -> row lookups, the same answers as a dict on any strings."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recbatch.ids import IdIndex
+
+# Short ids over a few characters collide often in every prefix and length; any Unicode too.
+_IDS = st.one_of(
+    st.text(alphabet="ab\u00e9\U0001f600", min_size=1, max_size=6), st.text(min_size=1, max_size=40)
+)
+
+
+def _dict_rows(ids: list[str], keys: list[str]) -> list[int]:
+    rows = {id_: row for row, id_ in enumerate(ids)}
+    return [rows.get(key, -1) for key in keys]
+
+
+@settings(max_examples=200, deadline=None)
+@given(ids=st.lists(_IDS, unique=True, max_size=300), others=st.lists(_IDS, max_size=100), data=st.data())
+def test_rows_match_a_dict(ids: list[str], others: list[str], data: st.DataObject) -> None:
+    keys = data.draw(st.permutations(ids + others))
+    index = IdIndex(ids)
+    assert len(index) == len(ids)
+    rows = index.rows(keys)
+    assert rows.dtype == np.int64
+    assert rows.shape == (len(keys),)
+    assert rows.tolist() == _dict_rows(ids, keys)
+
+
+def test_a_large_catalogue_and_many_keys(rng: np.random.Generator) -> None:
+    ids = [f"item-{i}" for i in rng.permutation(200_000)]
+    keys = [f"item-{i}" for i in rng.integers(0, 220_000, size=100_000)]  # a tenth unknown
+    index = IdIndex(ids)
+    assert index.rows(keys).tolist() == _dict_rows(ids, keys)
+    assert index.rows(tuple(keys[:5])).tolist() == _dict_rows(ids, keys[:5])
+    assert index.rows([]).shape == (0,)
+
+
+def test_lone_surrogates_match_only_themselves() -> None:
+    # UTF-8 cannot encode these: they are compared as written ("surrogatepass"), like a dict does.
+    ids = ["\ud800", "a\udfffb", "plain"]
+    index = IdIndex(ids)
+    keys = ["\ud800", "a\udfffb", "plain", "\udc00", "a\udffeb", "\U00010000"]
+    assert index.rows(keys).tolist() == [0, 1, 2, -1, -1, -1]
+
+
+def test_an_empty_index_finds_nothing() -> None:
+    assert IdIndex([]).rows(["a", ""]).tolist() == [-1, -1]
+
+
+def test_repeated_ids_are_refused() -> None:
+    with pytest.raises(ValueError, match="ids must be unique: row 2 repeats row 0"):
+        IdIndex(["a", "b", "a"])
+
+
+@pytest.mark.parametrize("bad", [[1], ["a", None], [b"a"]])
+def test_keys_must_be_strings(bad: list[object]) -> None:
+    index = IdIndex(["a"])
+    with pytest.raises(TypeError, match=r"keys\[\d\] must be a str"):
+        index.rows(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"ids\[\d\] must be a str"):
+        IdIndex(bad)  # type: ignore[arg-type]
+
+
+def test_not_a_sequence() -> None:
+    with pytest.raises(TypeError, match="keys must be a sequence of str"):
+        IdIndex(["a"]).rows(5)  # type: ignore[arg-type]
+
+
+def test_concurrent_lookups_agree(rng: np.random.Generator) -> None:
+    ids = [f"u{i}" for i in range(50_000)]
+    index = IdIndex(ids)
+    batches = [[f"u{i}" for i in rng.integers(0, 60_000, size=20_000)] for _ in range(4)]
+    expected = [_dict_rows(ids, keys) for keys in batches]
+    results: list[list[int]] = [[] for _ in batches]
+
+    def look_up(slot: int) -> None:
+        for _ in range(5):
+            results[slot] = index.rows(batches[slot]).tolist()
+
+    threads = [threading.Thread(target=look_up, args=(slot,)) for slot in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == expected
