@@ -20,6 +20,7 @@
 
 #include "recbatch/id_index.hpp"
 #include "recbatch/packed_items.hpp"
+#include "recbatch/row_texts.hpp"
 #include "recbatch/search.hpp"
 #include "recbatch/simd_level.hpp"
 
@@ -211,6 +212,50 @@ struct Utf8Views {
     std::vector<std::string_view> views;
 };
 
+// Each result row of `indices` (n, k) as head + [texts] (+ middle + [scores]) + tail, for the
+// rows' entries >= 0. The rows are written with the GIL released, into one buffer; then split
+// into one bytes object per row.
+py::list format_rows(const recbatch::RowTexts& texts, const Int64Array& indices, const py::object& scores,
+                     const py::bytes& head, const py::bytes& middle, const py::bytes& tail) {
+    require(indices.ndim() == 2, "indices must be a 2-D array (rows x k)");
+    const auto n = static_cast<std::size_t>(indices.shape(0));
+    const auto k = static_cast<std::size_t>(indices.shape(1));
+    using DoubleArray = py::array_t<double, py::array::c_style>;
+    DoubleArray score_array;
+    if (!scores.is_none()) {
+        require(py::isinstance<DoubleArray>(scores), "scores must be a C-contiguous float64 array");
+        score_array = scores.cast<DoubleArray>();
+        require(score_array.ndim() == 2 && static_cast<std::size_t>(score_array.shape(0)) == n &&
+                    static_cast<std::size_t>(score_array.shape(1)) == k,
+                "scores must have the shape of indices");
+    }
+    const std::string_view head_text(head), middle_text(middle), tail_text(tail);
+    const std::int64_t* rows = indices.data();
+    const double* values = scores.is_none() ? nullptr : score_array.data();
+    std::string buffer;
+    std::vector<std::size_t> ends(n);
+    {
+        py::gil_scoped_release release;
+        for (std::size_t i = 0; i < n; ++i) {
+            buffer.append(head_text);
+            texts.append_array(rows + i * k, k, buffer);
+            if (values != nullptr) {
+                buffer.append(middle_text);
+                recbatch::append_score_array(values + i * k, rows + i * k, k, buffer);
+            }
+            buffer.append(tail_text);
+            ends[i] = buffer.size();
+        }
+    }
+    py::list lines(n);
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        lines[i] = py::bytes(buffer.data() + start, ends[i] - start);
+        start = ends[i];
+    }
+    return lines;
+}
+
 std::vector<std::string> level_names(const std::vector<recbatch::SimdLevel>& levels) {
     std::vector<std::string> names;
     for (auto level : levels) names.emplace_back(recbatch::simd_level_name(level));
@@ -261,4 +306,24 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
                 return rows;
             },
             py::arg("keys"));
+    py::class_<recbatch::RowTexts>(m, "RowTexts")
+        .def(py::init([](const py::handle& texts) {
+                 auto items = py::reinterpret_steal<py::tuple>(PySequence_Tuple(texts.ptr()));
+                 if (!items) throw py::type_error("texts must be a sequence of bytes");
+                 std::vector<std::string_view> views;
+                 views.reserve(items.size());
+                 for (std::size_t i = 0; i < items.size(); ++i) {
+                     PyObject* item = PyTuple_GET_ITEM(items.ptr(), static_cast<Py_ssize_t>(i));
+                     if (!PyBytes_Check(item)) {
+                         throw py::type_error("texts[" + std::to_string(i) + "] must be bytes, got " +
+                                              Py_TYPE(item)->tp_name);
+                     }
+                     views.emplace_back(PyBytes_AS_STRING(item), static_cast<std::size_t>(PyBytes_GET_SIZE(item)));
+                 }
+                 return std::make_unique<recbatch::RowTexts>(views);
+             }),
+             py::arg("texts"))
+        .def("__len__", &recbatch::RowTexts::size)
+        .def("format_rows", &format_rows, py::arg("indices"), py::arg("scores"), py::arg("head"), py::arg("middle"),
+             py::arg("tail"));
 }

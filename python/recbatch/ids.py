@@ -1,9 +1,13 @@
-"""String ids to rows, many at a time.
+"""String ids to rows and back, many at a time.
 
 A catalogue's id -> row dict outgrows the CPU caches, and each lookup then waits on several cache
 misses in turn. :class:`IdIndex` keeps the ids in a compact table in the compiled extension and
 looks up a whole list of keys in one call, overlapping those misses: what a job needs for the
 up to 500 items of each personalized-ranking record.
+
+The other way, :class:`RowTexts` holds one byte string per row (a job's ids as JSON text) and
+writes whole result rows of them, with their scores, in the extension: a job's output without a
+Python object per id and per score.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from numpy.typing import NDArray
 
 from recbatch import _core
 
-__all__ = ["IdIndex"]
+__all__ = ["IdIndex", "RowTexts"]
 
 
 class IdIndex:
@@ -36,3 +40,39 @@ class IdIndex:
     def rows(self, keys: Sequence[str]) -> NDArray[np.int64]:
         """The row of each key, -1 for a key that is not an id (the same as ``dict.get(key, -1)``)."""
         return self._core.rows(keys)
+
+
+class RowTexts:
+    """One byte string per row (each id's JSON text, say), written out by rows of results.
+
+    Args:
+        texts: the byte string of each row (copied).
+    """
+
+    def __init__(self, texts: Sequence[bytes]) -> None:
+        self._core = _core.RowTexts(texts)
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+    def format_rows(
+        self,
+        indices: NDArray[np.int64],
+        scores: NDArray[np.float64] | None = None,
+        *,
+        head: bytes = b"",
+        middle: bytes = b"",
+        tail: bytes = b"",
+    ) -> list[bytes]:
+        """One bytes object per row of ``indices`` (n, k).
+
+        Each is ``head`` + ``[`` + the texts of the row's entries, comma-separated, + ``]``; with
+        ``scores`` (n, k float64), then ``middle`` + ``[`` + the matching scores + ``]``; then
+        ``tail``. Entries below 0 (padding) are left out with their scores. Scores are written as
+        ``recbatch.jobs.records.format_scores`` does: fixed point, rounded to 7 decimals, trailing
+        zeros dropped; they must be finite, >= 0 and below 10 (ValueError). IndexError for an entry
+        >= len(self).
+        """
+        rows = np.ascontiguousarray(indices, dtype=np.int64)
+        values = None if scores is None else np.ascontiguousarray(scores, dtype=np.float64)
+        return self._core.format_rows(rows, values, head, middle, tail)

@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import numpy as np
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recbatch.jobs.records import (
@@ -18,11 +18,14 @@ from recbatch.jobs.records import (
     error_line,
     format_score_rows,
     format_scores,
+    id_texts,
     items_output,
+    items_outputs,
     items_scores_output,
     ok_line,
     parse_record,
     users_output,
+    users_outputs,
 )
 from recbatch.model import Family
 
@@ -230,3 +233,58 @@ def test_score_rows_are_json_arrays_of_the_rounded_scores(rows: list[list[float]
         assert text == b"[" + b",".join(format_scores(np.array(row, dtype=np.float64))) + b"]"
         parsed = orjson.loads(text)
         assert all(abs(got - value) <= 5.000001e-8 for got, value in zip(parsed, row, strict=True))
+
+
+# Scores at and around the 7th decimal's rounding steps (halfway cases included), and the ends.
+_SCORES = st.one_of(
+    st.floats(min_value=0.0, max_value=9.99999994),
+    st.integers(0, 10**8 - 1).map(lambda units: units / 1e7),
+    st.integers(0, 10**8 - 2).map(lambda units: (units + 0.5) / 1e7),
+    st.sampled_from([0.0, 1.0, 9.9999999, 9.99999994, 5e-8, 1.5e-7, 2.5e-7]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ids=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=30, unique=True),
+    data=st.data(),
+)
+def test_batch_outputs_match_the_per_record_formatters(ids: list[str], data: st.DataObject) -> None:
+    # ids with quotes, backslashes, control characters and any Unicode: the JSON texts are orjson's.
+    n = data.draw(st.integers(0, 6))
+    k = data.draw(st.integers(1, 8))
+    rows = data.draw(
+        st.lists(st.lists(st.integers(-1, len(ids) - 1), min_size=k, max_size=k), min_size=n, max_size=n)
+    )
+    values = data.draw(st.lists(st.lists(_SCORES, min_size=k, max_size=k), min_size=n, max_size=n))
+    indices = np.array(rows, dtype=np.int64).reshape(n, k)
+    scores = np.array(values, dtype=np.float64).reshape(n, k)
+    scores[indices < 0] = np.nan  # padding's scores are never read
+    texts = id_texts(ids)
+    with_scores = items_outputs(texts, indices, scores)
+    without = items_outputs(texts, indices)
+    users = users_outputs(texts, indices)
+    for i in range(n):
+        kept = indices[i][indices[i] >= 0]
+        row_ids = [ids[r] for r in kept]
+        row_scores = format_score_rows(scores[i][indices[i] >= 0], [kept.size])[0]
+        assert with_scores[i] == items_scores_output(row_ids, row_scores)
+        assert without[i] == items_output(row_ids)
+        assert users[i] == users_output(row_ids)
+        assert orjson.loads(with_scores[i])["recommendedItems"] == row_ids
+
+
+def test_batch_outputs_reject_what_the_formatters_reject() -> None:
+    texts = id_texts(["a", "b"])
+    for bad in (np.nan, np.inf, -0.5, 10.0, 9.99999995):
+        with pytest.raises(ValueError, match="scores must be finite, >= 0 and below 10"):
+            items_outputs(texts, np.array([[0, 1]]), np.array([[0.5, bad]]))
+    with pytest.raises(IndexError, match="row 2 is past the last of 2 texts"):
+        items_outputs(texts, np.array([[0, 2]]))
+    with pytest.raises(ValueError, match="scores must have the shape of indices"):
+        items_outputs(texts, np.array([[0, 1]]), np.array([[0.5]]))
+
+
+def test_ids_that_utf8_cannot_hold_are_escaped() -> None:
+    texts = id_texts(["\ud800x", "ok"])
+    assert items_outputs(texts, np.array([[0, 1]])) == [b'{"recommendedItems":["\\ud800x","ok"]}']

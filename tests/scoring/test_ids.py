@@ -1,4 +1,7 @@
-"""IdIndex: bulk id -> row lookups, the same answers as a dict on any strings."""
+"""IdIndex: bulk id -> row lookups, the same answers as a dict on any strings; RowTexts: rows back to text.
+
+RowTexts's output is checked against the job layer's per-record formatters in tests/jobs/test_records.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recbatch.ids import IdIndex
+from recbatch.ids import IdIndex, RowTexts
 
 # Short ids over a few characters collide often in every prefix and length; any Unicode too.
 _IDS = st.one_of(
@@ -91,3 +94,23 @@ def test_concurrent_lookups_agree(rng: np.random.Generator) -> None:
     for thread in threads:
         thread.join()
     assert results == expected
+
+
+def test_row_texts_join_rows_and_skip_padding() -> None:
+    texts = RowTexts([b"x", b"yy", b""])
+    assert len(texts) == 3
+    indices = np.array([[1, -1, 0], [-1, -1, -1], [2, 2, 0]], dtype=np.int32)  # converted to int64
+    assert texts.format_rows(indices) == [b"[yy,x]", b"[]", b"[,,x]"]
+    scored = texts.format_rows(indices, np.full((3, 3), 0.5), head=b"<", middle=b"|", tail=b">")
+    assert scored == [b"<[yy,x]|[0.5,0.5]>", b"<[]|[]>", b"<[,,x]|[0.5,0.5,0.5]>"]
+    assert texts.format_rows(np.zeros((0, 4), dtype=np.int64)) == []
+    assert RowTexts([]).format_rows(np.full((1, 2), -1)) == [b"[]"]
+
+
+def test_row_texts_need_bytes_and_rows_in_range() -> None:
+    with pytest.raises(TypeError, match=r"texts\[1\] must be bytes, got str"):
+        RowTexts([b"a", "b"])  # type: ignore[list-item]
+    with pytest.raises(IndexError, match="row 1 is past the last of 1 texts"):
+        RowTexts([b"a"]).format_rows(np.array([[0, 1]]))
+    with pytest.raises(ValueError, match="indices must be a 2-D array"):
+        RowTexts([b"a"]).format_rows(np.array([0]))

@@ -36,10 +36,12 @@ from recbatch.jobs.records import (
     Record,
     error_line,
     format_score_rows,
+    id_texts,
     items_output,
+    items_outputs,
     items_scores_output,
     ok_line,
-    users_output,
+    users_outputs,
 )
 from recbatch.model import Family, Model, ModelError
 from recbatch.scoring import TopKResult
@@ -120,9 +122,10 @@ class Scorer:
         self.num_results = num_results
         self.threads = threads
         self._item_objects: NDArray[np.object_] = np.array(model.item_id_list, dtype=object)
-        self._user_objects: NDArray[np.object_] = np.array(
-            model.user_id_list if family is Family.USER_SEGMENTATION else [], dtype=object
-        )
+        # The ids' JSON texts, for the families whose output lists search results.
+        searches_items = family in (Family.USER_PERSONALIZATION, Family.RELATED_ITEMS)
+        self._item_texts = id_texts(model.item_id_list if searches_items else [])
+        self._user_texts = id_texts(model.user_id_list if family is Family.USER_SEGMENTATION else [])
         # Outputs that are the same for every record, built once.
         self._popular: bytes | None = None
         self._popular_scored: bytes | None = None
@@ -186,13 +189,6 @@ class Scorer:
             failed += outcome if isinstance(outcome, int) else (yield from outcome)
         return ScoredBatch(lines, failed)
 
-    def _ids(self, objects: NDArray[np.object_], indices: NDArray[np.int64]) -> list[list[str]]:
-        """Id lists per result row; -1 padding (fewer eligible items than k) is dropped."""
-        if indices.size and indices.min() < 0:
-            return [objects[row[row >= 0]].tolist() for row in indices]
-        result: list[list[str]] = objects[indices].tolist()
-        return result
-
     # Each handler fills lines[positions[j]] for records[j] and returns how many failed; those that
     # search yield the search first (see steps).
 
@@ -227,12 +223,12 @@ class Scorer:
             )
             assert result.logsumexp is not None
             # Softmax over the whole catalogue: exp(s - logsumexp(all scores of the user)).
-            probabilities = np.exp(result.scores.astype(np.float64) - result.logsumexp[:, None])
-            ids = self._ids(self._item_objects, result.indices)
-            valid = result.indices >= 0
-            score_rows = format_score_rows(probabilities[valid], valid.sum(axis=1).tolist())
-            for j, row_ids, scores in zip(warm, ids, score_rows, strict=True):
-                lines[positions[j]] = ok_line(records[j].input_json, items_scores_output(row_ids, scores))
+            # Padding (-1, score -inf) gives 0 or NaN here and is left out of the output.
+            with np.errstate(invalid="ignore"):
+                probabilities = np.exp(result.scores.astype(np.float64) - result.logsumexp[:, None])
+            outputs = items_outputs(self._item_texts, result.indices, probabilities)
+            for j, output in zip(warm, outputs, strict=True):
+                lines[positions[j]] = ok_line(records[j].input_json, output)
         return failed
 
     def _popular_items(self, records: list[Record], positions: list[int], lines: list[bytes]) -> int:
@@ -286,7 +282,7 @@ class Scorer:
             return failed
         k = min(self.num_results, model.n_items - 1)
         if k < 1:  # a one-item catalogue: nothing is related to its only item
-            ids: list[list[str]] = [[] for _ in known]
+            outputs = [items_output([])] * len(known)
         else:
             query_rows = np.asarray(rows, dtype=np.int64)
             queries = model.unit_item_factors[query_rows]
@@ -295,9 +291,9 @@ class Scorer:
             result: TopKResult = yield functools.partial(
                 model.cosine_index.search, queries, k, exclude=exclude, threads=self.threads
             )
-            ids = self._ids(self._item_objects, result.indices)
-        for j, row_ids in zip(known, ids, strict=True):
-            lines[positions[j]] = ok_line(records[j].input_json, items_output(row_ids))
+            outputs = items_outputs(self._item_texts, result.indices)
+        for j, output in zip(known, outputs, strict=True):
+            lines[positions[j]] = ok_line(records[j].input_json, output)
         return failed
 
     def _user_segmentation(
@@ -315,8 +311,8 @@ class Scorer:
         result: TopKResult = yield functools.partial(
             model.user_index.search, queries, k, threads=self.threads
         )
-        for j, row_ids in zip(known, self._ids(self._user_objects, result.indices), strict=True):
-            lines[positions[j]] = ok_line(records[j].input_json, users_output(row_ids))
+        for j, output in zip(known, users_outputs(self._user_texts, result.indices), strict=True):
+            lines[positions[j]] = ok_line(records[j].input_json, output)
         return failed
 
     def _personalized_ranking(

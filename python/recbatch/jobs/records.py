@@ -11,6 +11,7 @@ as a JSON string.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import orjson
 from numpy.typing import ArrayLike, NDArray
 
+from recbatch.ids import RowTexts
 from recbatch.model import MAX_ID_LENGTH, Family
 
 __all__ = [
@@ -34,11 +36,14 @@ __all__ = [
     "error_line",
     "format_score_rows",
     "format_scores",
+    "id_texts",
     "items_output",
+    "items_outputs",
     "items_scores_output",
     "ok_line",
     "parse_record",
     "users_output",
+    "users_outputs",
 ]
 
 # Stable error codes: an error string is "<CODE>: <explanation>". Consumers may match the code.
@@ -207,6 +212,33 @@ def items_scores_output(item_ids: list[str], scores_json: bytes) -> bytes:
 def users_output(user_ids: list[str]) -> bytes:
     """``{"usersList": [...]}``: segment jobs."""
     return b'{"usersList":' + orjson.dumps(user_ids) + b"}"
+
+
+def _id_text(id_: str) -> bytes:
+    try:
+        return orjson.dumps(id_)
+    except orjson.JSONEncodeError:  # lone surrogates, which UTF-8 cannot hold: escaped as \uXXXX
+        return json.dumps(id_).encode()
+
+
+def id_texts(ids: Sequence[str]) -> RowTexts:
+    """Each id's JSON text, as the outputs write it, by row: for :func:`items_outputs` and :func:`users_outputs`."""
+    return RowTexts([_id_text(id_) for id_ in ids])
+
+
+def items_outputs(
+    texts: RowTexts, indices: NDArray[np.int64], scores: NDArray[np.float64] | None = None
+) -> list[bytes]:
+    """:func:`items_output` (or with ``scores``, :func:`items_scores_output`) for each row of result
+    ``indices`` (ids from ``texts``); padding (-1) is left out, with its score."""
+    if scores is None:
+        return texts.format_rows(indices, head=b'{"recommendedItems":', tail=b"}")
+    return texts.format_rows(indices, scores, head=b'{"recommendedItems":', middle=b',"scores":', tail=b"}")
+
+
+def users_outputs(texts: RowTexts, indices: NDArray[np.int64]) -> list[bytes]:
+    """:func:`users_output` for each row of result ``indices`` (ids from ``texts``); padding left out."""
+    return texts.format_rows(indices, head=b'{"usersList":', tail=b"}")
 
 
 _DECIMALS = 7
