@@ -212,6 +212,39 @@ struct Utf8Views {
     std::vector<std::string_view> views;
 };
 
+// Each id's JSON text, as RowTexts. A str with lone surrogates (no UTF-8 form) is written by
+// Python's json.dumps, which escapes them as \udxxx.
+std::unique_ptr<recbatch::RowTexts> json_string_texts(const py::handle& ids) {
+    auto items = py::reinterpret_steal<py::tuple>(PySequence_Tuple(ids.ptr()));
+    if (!items) throw py::type_error("ids must be a sequence of str");
+    std::string all;
+    std::vector<std::size_t> ends;
+    ends.reserve(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        PyObject* item = PyTuple_GET_ITEM(items.ptr(), static_cast<Py_ssize_t>(i));
+        if (!PyUnicode_Check(item)) {
+            throw py::type_error("ids[" + std::to_string(i) + "] must be a str, got " + Py_TYPE(item)->tp_name);
+        }
+        Py_ssize_t size = 0;
+        const char* data = PyUnicode_AsUTF8AndSize(item, &size);
+        if (data != nullptr) {
+            recbatch::append_json_string({data, static_cast<std::size_t>(size)}, all);
+        } else {
+            PyErr_Clear();
+            all += py::module_::import("json").attr("dumps")(py::handle(item)).cast<std::string>();
+        }
+        ends.push_back(all.size());
+    }
+    std::vector<std::string_view> views;
+    views.reserve(ends.size());
+    std::size_t start = 0;
+    for (const std::size_t end : ends) {
+        views.emplace_back(all.data() + start, end - start);
+        start = end;
+    }
+    return std::make_unique<recbatch::RowTexts>(views);
+}
+
 // Each result row of `indices` (n, k) as head + [texts] (+ middle + [scores]) + tail, for the
 // rows' entries >= 0. The rows are written with the GIL released, into one buffer; then split
 // into one bytes object per row.
@@ -323,6 +356,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
                  return std::make_unique<recbatch::RowTexts>(views);
              }),
              py::arg("texts"))
+        .def_static("json_strings", &json_string_texts, py::arg("ids"))
         .def("__len__", &recbatch::RowTexts::size)
         .def("format_rows", &format_rows, py::arg("indices"), py::arg("scores"), py::arg("head"), py::arg("middle"),
              py::arg("tail"));

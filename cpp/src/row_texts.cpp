@@ -33,6 +33,33 @@ void RowTexts::append_array(const std::int64_t* rows, std::size_t n, std::string
     out.push_back(']');
 }
 
+void append_json_string(std::string_view utf8, std::string& out) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out.push_back('"');
+    for (const char c : utf8) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte >= 0x20 && c != '"' && c != '\\') {
+            out.push_back(c);
+            continue;
+        }
+        out.push_back('\\');
+        switch (c) {
+            case '"': out.push_back('"'); break;
+            case '\\': out.push_back('\\'); break;
+            case '\b': out.push_back('b'); break;
+            case '\t': out.push_back('t'); break;
+            case '\n': out.push_back('n'); break;
+            case '\f': out.push_back('f'); break;
+            case '\r': out.push_back('r'); break;
+            default:
+                out.append("u00");
+                out.push_back(kHex[byte >> 4]);
+                out.push_back(kHex[byte & 15]);
+        }
+    }
+    out.push_back('"');
+}
+
 void append_score(double score, std::string& out) {
     if (!std::isfinite(score) || score < 0 || score >= 9.99999995) {
         throw std::invalid_argument("scores must be finite, >= 0 and below 10 (they are probabilities)");

@@ -52,6 +52,14 @@ class RowTexts:
     def __init__(self, texts: Sequence[bytes]) -> None:
         self._core = _core.RowTexts(texts)
 
+    @classmethod
+    def json_strings(cls, ids: Sequence[str]) -> RowTexts:
+        """Each id as a JSON string, quotes included, byte for byte as ``orjson.dumps(id)`` (ids
+        with lone surrogates, which orjson refuses, as ``json.dumps(id)``: escaped)."""
+        texts = cls.__new__(cls)
+        texts._core = _core.RowTexts.json_strings(ids)
+        return texts
+
     def __len__(self) -> int:
         return len(self._core)
 

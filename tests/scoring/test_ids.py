@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -114,3 +115,18 @@ def test_row_texts_need_bytes_and_rows_in_range() -> None:
         RowTexts([b"a"]).format_rows(np.array([[0, 1]]))
     with pytest.raises(ValueError, match="indices must be a 2-D array"):
         RowTexts([b"a"]).format_rows(np.array([0]))
+
+
+def test_json_strings_are_orjsons_for_every_code_point() -> None:
+    points = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]  # surrogates: next test
+    ids = [chr(c) for c in points] + ['a"b\\c\x00\x1f\x7f\u2028', "plain", ""]
+    texts = RowTexts.json_strings(ids)
+    written = texts.format_rows(np.arange(len(ids)).reshape(-1, 1))
+    assert written == [b"[" + orjson.dumps(id_) + b"]" for id_ in ids]
+
+
+def test_json_strings_escape_lone_surrogates() -> None:
+    written = RowTexts.json_strings(["\ud800", "a\udfffb"]).format_rows(np.array([[0, 1]]))
+    assert written == [b'["\\ud800","a\\udfffb"]']
+    with pytest.raises(TypeError, match=r"ids\[0\] must be a str, got bytes"):
+        RowTexts.json_strings([b"a"])  # type: ignore[list-item]

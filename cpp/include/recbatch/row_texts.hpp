@@ -31,6 +31,11 @@ class RowTexts {
     std::vector<std::uint64_t> offsets_;
 };
 
+// Appends UTF-8 text as a JSON string, quotes included, escaped as orjson writes it (so that a
+// job's ids read the same wherever they are written): \" \\ \b \t \n \f \r, the other control
+// characters as \u00xx, every other byte as it is.
+void append_json_string(std::string_view utf8, std::string& out);
+
 // A score as JSON text: fixed point, rounded half to even at 7 decimals (of the float64 product
 // score * 1e7), trailing zeros dropped, at least one decimal: 0.1 -> "0.1", 3.4e-06 ->
 // "0.0000034", 1 -> "1.0", 1e-08 -> "0.0". Scores must be finite, >= 0 and below 9.99999995

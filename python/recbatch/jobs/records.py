@@ -11,7 +11,6 @@ as a JSON string.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -214,16 +213,9 @@ def users_output(user_ids: list[str]) -> bytes:
     return b'{"usersList":' + orjson.dumps(user_ids) + b"}"
 
 
-def _id_text(id_: str) -> bytes:
-    try:
-        return orjson.dumps(id_)
-    except orjson.JSONEncodeError:  # lone surrogates, which UTF-8 cannot hold: escaped as \uXXXX
-        return json.dumps(id_).encode()
-
-
 def id_texts(ids: Sequence[str]) -> RowTexts:
     """Each id's JSON text, as the outputs write it, by row: for :func:`items_outputs` and :func:`users_outputs`."""
-    return RowTexts([_id_text(id_) for id_ in ids])
+    return RowTexts.json_strings(ids)
 
 
 def items_outputs(
