@@ -391,16 +391,12 @@ class Scorer:
         order = np.lexsort((catalogue, -key), axis=-1)
         ordered_probability = np.take_along_axis(probability, order, axis=-1)
         in_list = np.arange(width)[None, :] < counts[:, None]
-        score_rows = format_score_rows(ordered_probability[in_list], counts.tolist())
-        # The input's own strings (unknown items are not in the catalogue), in ranked order.
+        # The input's own strings (unknown items are not in the catalogue), in ranked order: each
+        # output slot's position in flat_items, -1 past the record's list.
         starts = np.cumsum(counts) - counts
-        ranked_items: list[str] = np.array(flat_items, dtype=object)[
-            (starts[:, None] + order)[in_list]
-        ].tolist()
-        end = 0
-        for index, j in enumerate(ranked):
-            start, end = end, end + int(counts[index])
-            output = items_scores_output(ranked_items[start:end], score_rows[index])
+        ranked_slots = np.where(in_list, starts[:, None] + order, -1)
+        outputs = items_outputs(id_texts(flat_items), ranked_slots, ordered_probability)
+        for j, output in zip(ranked, outputs, strict=True):
             lines[positions[j]] = ok_line(records[j].input_json, output)
         return failed
 
