@@ -127,8 +127,8 @@ def required_arrays(recipe_arn: str) -> tuple[str, ...]:
 # Validation
 
 
-def _ids(name: str, value: ArrayLike) -> tuple[NDArray[np.str_], dict[str, int]]:
-    """Validated string ids and their id -> row map (built here once, reused by Model)."""
+def _ids(name: str, value: ArrayLike) -> tuple[NDArray[np.str_], IdIndex]:
+    """Validated string ids and their id -> row lookup (built here once, reused by Model)."""
     array = np.asarray(value)
     if array.dtype.kind == "O" and all(isinstance(x, str) for x in array.ravel().tolist()):
         array = array.astype(str)  # a list of Python strings that NumPy kept as objects
@@ -154,15 +154,17 @@ def _ids(name: str, value: ArrayLike) -> tuple[NDArray[np.str_], dict[str, int]]
         )
         raise ModelError(msg)
     as_list: list[str] = array.tolist()
-    rows = dict(zip(as_list, range(len(as_list)), strict=True))
-    if len(rows) != len(as_list):
+    try:
+        lookup = IdIndex(as_list)
+    except ValueError:  # a repeat: find the first, by id
         seen: set[str] = set()
         for row, id_ in enumerate(as_list):
             if id_ in seen:
                 msg = f"{name} must be unique: {id_!r} appears more than once (again at row {row})"
-                raise ModelError(msg)
+                raise ModelError(msg) from None
             seen.add(id_)
-    return array, rows
+        raise
+    return array, lookup
 
 
 def _factors(name: str, value: ArrayLike, n_rows: int, ids_name: str) -> NDArray[np.float32]:
@@ -217,7 +219,7 @@ class _Checked:
         if "item_ids" not in arrays:
             msg = "item_ids is missing: every model needs the item ids"
             raise ModelError(msg)
-        self.item_ids, self.item_rows = _ids("item_ids", arrays["item_ids"])
+        self.item_ids, self.item_lookup = _ids("item_ids", arrays["item_ids"])
         m = self.item_ids.shape[0]
         self.item_factors: NDArray[np.float32] | None = None
         if "item_factors" in arrays:
@@ -228,10 +230,10 @@ class _Checked:
             msg = f"{missing} is missing: {present} needs it"
             raise ModelError(msg)
         self.user_ids: NDArray[np.str_] | None = None
-        self.user_rows: dict[str, int] | None = None
+        self.user_lookup = IdIndex([])
         self.user_factors: NDArray[np.float32] | None = None
         if has_user_ids:
-            self.user_ids, self.user_rows = _ids("user_ids", arrays["user_ids"])
+            self.user_ids, self.user_lookup = _ids("user_ids", arrays["user_ids"])
             self.user_factors = _factors(
                 "user_factors", arrays["user_factors"], self.user_ids.shape[0], "user_ids"
             )
@@ -277,9 +279,9 @@ class Model:
         self.user_ids: NDArray[np.str_] | None = checked.user_ids
         self.user_factors: NDArray[np.float32] | None = checked.user_factors
         self.item_popularity: NDArray[np.float64] | None = checked.item_popularity
-        #: id -> row of item_ids / user_ids (built during validation).
-        self.item_rows: dict[str, int] = checked.item_rows
-        self.user_rows: dict[str, int] = checked.user_rows or {}
+        #: id -> row of item_ids / user_ids, for many ids at once (built during validation).
+        self.item_lookup: IdIndex = checked.item_lookup
+        self.user_lookup: IdIndex = checked.user_lookup
 
     @property
     def n_items(self) -> int:
@@ -292,17 +294,24 @@ class Model:
     @cached_property
     def item_id_list(self) -> list[str]:
         """Item ids as Python strings (row -> id), for writing output."""
-        return list(self.item_rows)  # the dict's keys, in row order: no second copy of the strings
+        ids: list[str] = self.item_ids.tolist()
+        return ids
 
     @cached_property
     def user_id_list(self) -> list[str]:
         """User ids as Python strings (row -> id), for writing output."""
-        return list(self.user_rows)
+        ids: list[str] = [] if self.user_ids is None else self.user_ids.tolist()
+        return ids
 
     @cached_property
-    def item_lookup(self) -> IdIndex:
-        """Item id -> row for many ids at once (``item_rows`` answers one at a time)."""
-        return IdIndex(self.item_id_list)
+    def item_rows(self) -> dict[str, int]:
+        """Item id -> row as a dict (built on first use; the jobs use ``item_lookup``)."""
+        return {id_: row for row, id_ in enumerate(self.item_id_list)}
+
+    @cached_property
+    def user_rows(self) -> dict[str, int]:
+        """User id -> row as a dict (built on first use; the jobs use ``user_lookup``)."""
+        return {id_: row for row, id_ in enumerate(self.user_id_list)}
 
     def _need(self, value: NDArray[Any] | None, name: str) -> NDArray[Any]:
         if value is None:

@@ -196,16 +196,12 @@ class Scorer:
         self, records: list[Record], positions: list[int], lines: list[bytes]
     ) -> Generator[SearchCall, Any, int]:
         model = self.model
-        user_rows = model.user_rows
         failed = 0
-        warm: list[int] = []
-        rows: list[int] = []
-        for j, record in enumerate(records):
-            row = user_rows.get(record.user_id)  # type: ignore[arg-type]
-            if row is not None:
-                warm.append(j)
-                rows.append(row)
-            elif self._popular_scored is not None:
+        rows = model.user_lookup.rows([record.user_id or "" for record in records])
+        warm: list[int] = np.flatnonzero(rows >= 0).tolist()
+        for j in np.flatnonzero(rows < 0).tolist():
+            record = records[j]
+            if self._popular_scored is not None:
                 lines[positions[j]] = ok_line(record.input_json, self._popular_scored)
             else:
                 lines[positions[j]] = error_line(
@@ -217,7 +213,7 @@ class Scorer:
         if warm:
             assert model.user_factors is not None
             k = min(self.num_results, model.n_items)
-            queries = model.user_factors[np.asarray(rows, dtype=np.int64)]
+            queries = model.user_factors[rows[rows >= 0]]
             result: TopKResult = yield functools.partial(
                 model.item_index.search, queries, k, threads=self.threads, logsumexp=True
             )
@@ -246,18 +242,14 @@ class Scorer:
         *,
         fallback: bytes | None,
         unknown_reason: str,
-    ) -> tuple[list[int], list[int], int]:
+    ) -> tuple[list[int], NDArray[np.int64], int]:
         """Records whose itemId is known (their positions in records, their rows); the rest answered."""
-        item_rows = self.model.item_rows
         failed = 0
-        known: list[int] = []
-        rows: list[int] = []
-        for j, record in enumerate(records):
-            row = item_rows.get(record.item_id)  # type: ignore[arg-type]
-            if row is not None:
-                known.append(j)
-                rows.append(row)
-            elif fallback is not None:
+        all_rows = self.model.item_lookup.rows([record.item_id or "" for record in records])
+        known: list[int] = np.flatnonzero(all_rows >= 0).tolist()
+        for j in np.flatnonzero(all_rows < 0).tolist():
+            record = records[j]
+            if fallback is not None:
                 lines[positions[j]] = ok_line(record.input_json, fallback)
             else:
                 lines[positions[j]] = error_line(
@@ -265,7 +257,7 @@ class Scorer:
                     f"{UNKNOWN_ITEM}: itemId {_quote(record.item_id or '')} is not in the model, {unknown_reason}",
                 )
                 failed += 1
-        return known, rows, failed
+        return known, all_rows[all_rows >= 0], failed
 
     def _related_items(
         self, records: list[Record], positions: list[int], lines: list[bytes]
@@ -319,15 +311,15 @@ class Scorer:
         self, records: list[Record], positions: list[int], lines: list[bytes]
     ) -> Generator[SearchCall, Any, int]:
         model = self.model
-        user_rows = model.user_rows
         popularity = model.item_popularity
         failed = 0
         ranked: list[int] = []  # positions in records
         users: list[int] = []  # user row, -1 for a cold user ranked by popularity
         lists: list[list[str]] = []  # deduplicated itemLists
+        user_rows = model.user_lookup.rows([record.user_id or "" for record in records]).tolist()
         for j, record in enumerate(records):
-            user = user_rows.get(record.user_id)  # type: ignore[arg-type]
-            if user is None and popularity is None:
+            user = user_rows[j]
+            if user < 0 and popularity is None:
                 lines[positions[j]] = error_line(
                     record.input_json,
                     f"{UNKNOWN_USER}: userId {_quote(record.user_id or '')} is not in the model, "
@@ -336,7 +328,7 @@ class Scorer:
                 failed += 1
                 continue
             ranked.append(j)
-            users.append(-1 if user is None else user)
+            users.append(user)
             lists.append(list(dict.fromkeys(record.item_list or ())))
         if not ranked:
             return failed
