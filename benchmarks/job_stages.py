@@ -1,0 +1,98 @@
+"""The Python work of a batch job per record, by stage, without the kernel's time.
+
+    python benchmarks/job_stages.py                         # similar items, 200,000 records
+    python benchmarks/job_stages.py --recipe aws-user-personalization
+
+Reads a local JSON-lines file, parses it, and scores it in batches as a job does, timing each
+stage with the process's CPU time: reading, parsing, the recipe's work before the search, after
+it, and writing (the model's index is built first, untimed). The searches run between the timed
+stages, so on many cores (where the kernel is
+fast) these figures are what bounds a job. One thread; medians are not taken, so alternate runs
+when comparing two versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import recbatch
+from recbatch.jobs import io as jobio
+from recbatch.jobs.recipes import Scorer, records_per_batch
+from recbatch.jobs.records import parse_record
+from recbatch.model import Family, load_model, recipe_family, synthetic_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--recipe", default="aws-similar-items")
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--users", type=int, default=200_000)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--k", type=int, default=25)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="recbatch-job-stages-"))
+    recipe_arn = f"arn:aws:personalize:::recipe/{args.recipe}"
+    recbatch.save_model(str(work / "model.npz"), **synthetic_model(args.users, args.items, args.dim, seed=0))
+    family = recipe_family(recipe_arn)
+    if family not in (Family.RELATED_ITEMS, Family.USER_PERSONALIZATION, Family.USER_SEGMENTATION):
+        parser.error(
+            "--recipe: one of the searching recipes (similar items, user personalization, item affinity)"
+        )
+    by_item = family is not Family.USER_PERSONALIZATION
+    field, prefix, count = ("itemId", "i", args.items) if by_item else ("userId", "u", args.users)
+    ids = np.random.default_rng(0).integers(0, count, args.records)
+    (work / "input.jsonl").write_text("".join(f'{{"{field}": "{prefix}{i}"}}\n' for i in ids))
+    model = load_model(str(work / "model.npz"), recipe_arn=recipe_arn)
+    scorer = Scorer(model, family, args.k)
+
+    clock = time.process_time
+    start = clock()
+    lines = [line.strip() for line in jobio.read_lines(str(work / "input.jsonl"))]
+    read = clock() - start
+    start = clock()
+    records = [parse_record(line, family) for line in lines]
+    parse = clock() - start
+    scorer.score(records[:1])  # builds what the model builds on first use (the index), untimed
+    before = after = 0.0
+    scored = []
+    size = records_per_batch(family, args.k)
+    for first in range(0, len(records), size):
+        start = clock()
+        steps = scorer.steps(records[first : first + size])
+        search = next(steps)
+        before += clock() - start
+        result = search()  # not timed: the kernel
+        start = clock()
+        try:
+            steps.send(result)
+        except StopIteration as done:
+            scored.append(done.value)
+        after += clock() - start
+    start = clock()
+    with jobio.OutputObject(str(work / "output.jsonl")) as out:
+        for batch in scored:
+            out.write(b"".join(batch.lines))
+    write = clock() - start
+
+    def per_record(seconds: float) -> str:
+        return f"{1e6 * seconds / args.records:.2f} us"
+
+    print(f"{args.recipe}: {args.records:,} records, {args.items:,} items, k={args.k}; per record:")
+    print(
+        f"read {per_record(read)}, parse {per_record(parse)}, before the search {per_record(before)}, "
+        f"after it {per_record(after)}, write {per_record(write)}; "
+        f"all {per_record(read + parse + before + after + write)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
