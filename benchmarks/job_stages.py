@@ -2,11 +2,12 @@
 
     python benchmarks/job_stages.py                         # similar items, 200,000 records
     python benchmarks/job_stages.py --recipe aws-user-personalization
+    python benchmarks/job_stages.py --recipe aws-personalized-ranking --records 20000
 
 Reads a local JSON-lines file, parses it, and scores it in batches as a job does, timing each
-stage with the process's CPU time: reading, parsing, the recipe's work before the search, after
-it, and writing (the model's index is built first, untimed). The searches run between the timed
-stages, so on many cores (where the kernel is
+stage with the process's CPU time: reading, parsing, the recipe's work before the search (for
+personalized ranking, before its dot products), after it, and writing. The model's index is built
+first, untimed. The searches run between the timed stages, so on many cores (where the kernel is
 fast) these figures are what bounds a job. One thread; medians are not taken, so alternate runs
 when comparing two versions.
 """
@@ -14,6 +15,7 @@ when comparing two versions.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -43,14 +45,24 @@ def main() -> None:
     recipe_arn = f"arn:aws:personalize:::recipe/{args.recipe}"
     recbatch.save_model(str(work / "model.npz"), **synthetic_model(args.users, args.items, args.dim, seed=0))
     family = recipe_family(recipe_arn)
-    if family not in (Family.RELATED_ITEMS, Family.USER_PERSONALIZATION, Family.USER_SEGMENTATION):
-        parser.error(
-            "--recipe: one of the searching recipes (similar items, user personalization, item affinity)"
+    if family is Family.POPULAR_ITEMS:
+        parser.error("--recipe: popular items has no per-batch work to time (one list for every user)")
+    rng = np.random.default_rng(0)
+    if family is Family.PERSONALIZED_RANKING:  # a user and 50 items to rank (the dot products untimed)
+        users, lists = (
+            rng.integers(0, args.users, args.records),
+            rng.integers(0, args.items, (args.records, 50)),
         )
-    by_item = family is not Family.USER_PERSONALIZATION
-    field, prefix, count = ("itemId", "i", args.items) if by_item else ("userId", "u", args.users)
-    ids = np.random.default_rng(0).integers(0, count, args.records)
-    (work / "input.jsonl").write_text("".join(f'{{"{field}": "{prefix}{i}"}}\n' for i in ids))
+        lines = (
+            json.dumps({"userId": f"u{u}", "itemList": [f"i{i}" for i in items]}) + "\n"
+            for u, items in zip(users, lists, strict=True)
+        )
+    else:
+        by_item = family is not Family.USER_PERSONALIZATION
+        field, prefix, count = ("itemId", "i", args.items) if by_item else ("userId", "u", args.users)
+        lines = (f'{{"{field}": "{prefix}{i}"}}\n' for i in rng.integers(0, count, args.records))
+    with open(work / "input.jsonl", "w") as handle:
+        handle.writelines(lines)
     model = load_model(str(work / "model.npz"), recipe_arn=recipe_arn)
     scorer = Scorer(model, family, args.k)
 
