@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -20,6 +21,7 @@
 
 #include "recbatch/id_index.hpp"
 #include "recbatch/packed_items.hpp"
+#include "recbatch/rank_lists.hpp"
 #include "recbatch/row_texts.hpp"
 #include "recbatch/search.hpp"
 #include "recbatch/simd_level.hpp"
@@ -289,6 +291,67 @@ py::list format_rows(const recbatch::RowTexts& texts, const Int64Array& indices,
     return lines;
 }
 
+// Candidate lists ranked by the inner products with their queries (or by given item values
+// when `queries` is None): (order, scores, logsumexp), see recbatch/rank_lists.hpp. The Python
+// layer has checked dtypes and finiteness; the shapes and offsets are checked here.
+py::tuple rank_lists(const py::object& queries, const py::object& items, const py::object& item_values,
+                     const Int64Array& offsets, const Int64Array& entries, std::int64_t threads) {
+    using DoubleArray = py::array_t<double, py::array::c_style>;
+    require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets must be a 1-D array of n_lists + 1 entries");
+    require(entries.ndim() == 1, "entries must be a 1-D array");
+    require(threads >= 1, "threads must be >= 1");
+    const auto n = static_cast<std::size_t>(offsets.shape(0) - 1);
+    const std::int64_t* offset = offsets.data();
+    require(offset[0] == 0 && offset[n] == entries.shape(0), "offsets must start at 0 and end at len(entries)");
+    std::int64_t longest = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        require(offset[i] <= offset[i + 1], "offsets must not decrease");
+        longest = std::max(longest, offset[i + 1] - offset[i]);
+    }
+    recbatch::ListScores source;
+    FloatArray query_array, item_array;
+    DoubleArray value_array;
+    if (!queries.is_none()) {
+        require(py::isinstance<FloatArray>(queries) && py::isinstance<FloatArray>(items),
+                "queries and items must be C-contiguous float32 arrays");
+        query_array = queries.cast<FloatArray>();
+        item_array = items.cast<FloatArray>();
+        require(query_array.ndim() == 2 && item_array.ndim() == 2, "queries and items must be 2-D arrays");
+        require(static_cast<std::size_t>(query_array.shape(0)) == n, "queries must have one row per list");
+        require(query_array.shape(1) == item_array.shape(1), "queries and items differ in dim");
+        source.queries = query_array.data();
+        source.items = item_array.data();
+        source.dim = static_cast<std::size_t>(item_array.shape(1));
+        source.n_items = static_cast<std::size_t>(item_array.shape(0));
+    } else {
+        require(py::isinstance<DoubleArray>(item_values), "item_values must be a C-contiguous float64 array");
+        value_array = item_values.cast<DoubleArray>();
+        require(value_array.ndim() == 1, "item_values must be a 1-D array");
+        source.item_values = value_array.data();
+        source.n_items = static_cast<std::size_t>(value_array.shape(0));
+    }
+    const std::int64_t* entry = entries.data();
+    bool in_range = true;
+    for (py::ssize_t i = 0; i < entries.shape(0); ++i) in_range &= entry[i] < static_cast<std::int64_t>(source.n_items);
+    require(in_range, "entries must be below the number of items");
+    recbatch::CandidateLists lists;
+    lists.offsets = offset;
+    lists.entries = entry;
+    lists.n_lists = n;
+    const auto width = static_cast<std::size_t>(longest);
+    Int64Array order({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(width)});
+    DoubleArray scores({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(width)});
+    DoubleArray logsumexp(static_cast<py::ssize_t>(n));
+    std::int64_t* order_out = order.mutable_data();
+    double* scores_out = scores.mutable_data();
+    double* lse_out = logsumexp.mutable_data();
+    {
+        py::gil_scoped_release release;
+        recbatch::rank_lists(source, lists, width, order_out, scores_out, lse_out, static_cast<std::size_t>(threads));
+    }
+    return py::make_tuple(order, scores, logsumexp);
+}
+
 std::vector<std::string> level_names(const std::vector<recbatch::SimdLevel>& levels) {
     std::vector<std::string> names;
     for (auto level : levels) names.emplace_back(recbatch::simd_level_name(level));
@@ -316,6 +379,8 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         },
         py::arg("reset") = false,
         "Counters of the int8 screening pass (levels avx2_int8, avx512_vnni, amx_int8) summed over this process's searches.");
+    m.def("rank_lists", &rank_lists, py::arg("queries"), py::arg("items"), py::arg("item_values"), py::arg("offsets"),
+          py::arg("entries"), py::arg("threads"));
     py::class_<ItemIndex>(m, "ItemIndex")
         .def(py::init<const FloatArray&, std::int64_t>(), py::arg("items"), py::arg("threads") = 1)
         .def_property_readonly("n_items", &ItemIndex::n_items)

@@ -4,6 +4,8 @@
 #include <functional>
 #include <stdexcept>
 
+#include "prefetch.hpp"
+
 namespace recbatch {
 
 namespace {
@@ -11,15 +13,6 @@ namespace {
 std::uint64_t hash_of(std::string_view key) { return std::hash<std::string_view>{}(key); }
 
 std::uint32_t tag_of(std::uint64_t hash) { return static_cast<std::uint32_t>(hash >> 32); }
-
-// A hint only: the lookups are the same without it.
-inline void prefetch(const void* address) {
-#if defined(__GNUC__) || defined(__clang__)
-    __builtin_prefetch(address);
-#else
-    (void)address;
-#endif
-}
 
 // How far ahead a batch lookup hashes a key and prefetches its slot; it reads that slot (now in
 // cache) and prefetches the key's bytes halfway, and compares when the bytes are due.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from recbatch.ranking import CandidateRanker, RankedLists, rank_by_value
 from recbatch.scoring import (
     ItemIndex,
     TopKResult,
@@ -28,12 +29,15 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "CandidateRanker",
     "ItemIndex",
+    "RankedLists",
     "TopKResult",
     "__version__",
     "available_simd_levels",
     "client",
     "default_threads",
+    "rank_by_value",
     "save_model",
     "simd_level",
     "top_k",

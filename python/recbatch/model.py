@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from recbatch.ids import IdIndex
+from recbatch.ranking import CandidateRanker
 from recbatch.scoring import ItemIndex
 
 __all__ = [
@@ -321,8 +322,13 @@ class Model:
 
     @cached_property
     def item_index(self) -> ItemIndex:
-        """Inner-product index over the item vectors (personalization, ranking)."""
+        """Inner-product index over the item vectors (personalization)."""
         return ItemIndex(self._need(self.item_factors, "item_factors"), threads=self.threads)
+
+    @cached_property
+    def item_ranker(self) -> CandidateRanker:
+        """Ranks given item lists by the inner products with user vectors (personalized ranking)."""
+        return CandidateRanker(self._need(self.item_factors, "item_factors"))
 
     @cached_property
     def user_index(self) -> ItemIndex:

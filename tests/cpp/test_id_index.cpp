@@ -11,19 +11,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "expect.hpp"
 #include "recbatch/id_index.hpp"
 
 namespace {
 
-int checks = 0;
-int failures = 0;
-
-void expect(bool ok, const std::string& what) {
-    ++checks;
-    if (ok) return;
-    ++failures;
-    if (failures <= 20) std::fprintf(stderr, "FAIL: %s\n", what.c_str());
-}
+using recbatch_test::expect;
 
 std::string random_id(std::mt19937_64& rng) {
     // Mostly short ids over a small alphabet (many near-collisions), some long, some with any byte.
@@ -112,6 +105,5 @@ int main() {
     check_duplicates();
     std::uint64_t seed = 1;
     for (std::size_t n : {1, 2, 3, 7, 8, 9, 15, 16, 17, 100, 1000, 5000, 40000}) check(n, seed++);
-    std::printf("test_id_index: %d checks, %d failed\n", checks, failures);
-    return failures == 0 ? 0 : 1;
+    return recbatch_test::report("test_id_index");
 }

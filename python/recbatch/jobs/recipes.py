@@ -44,6 +44,7 @@ from recbatch.jobs.records import (
     users_outputs,
 )
 from recbatch.model import Family, Model, ModelError
+from recbatch.ranking import RankedLists, rank_by_value
 from recbatch.scoring import TopKResult
 
 __all__ = ["ScoredBatch", "Scorer", "ScoringSteps", "SearchCall", "records_per_batch"]
@@ -53,7 +54,6 @@ __all__ = ["ScoredBatch", "Scorer", "ScoringSteps", "SearchCall", "records_per_b
 _BATCH_RECORDS = 4096
 _RESULT_BUDGET = 1 << 22  # indices + scores held per batch: about 50 MB
 _RANKING_BATCH_RECORDS = 1024  # up to 500 items each
-_PAIR_CHUNK = 16_384  # (user, item) pairs scored at a time in ranking, in float64
 
 
 def records_per_batch(family: Family, num_results: int) -> int:
@@ -78,7 +78,7 @@ def _quote(value: str) -> str:
 
 
 #: A batch's one heavy step, ready to run on any thread (it releases the GIL): the top-k search, or
-#: for ranking the float64 dot products of its (user, item) pairs.
+#: for ranking the ranking of its itemLists.
 SearchCall = Callable[[], Any]
 #: Scoring one batch: yields its search (at most once), takes the result back, returns the batch's lines.
 ScoringSteps = Generator[SearchCall, Any, "ScoredBatch"]
@@ -315,7 +315,7 @@ class Scorer:
         failed = 0
         ranked: list[int] = []  # positions in records
         users: list[int] = []  # user row, -1 for a cold user ranked by popularity
-        lists: list[list[str]] = []  # deduplicated itemLists
+        lists: list[Sequence[str]] = []
         user_rows = model.user_lookup.rows([record.user_id or "" for record in records]).tolist()
         for j, record in enumerate(records):
             user = user_rows[j]
@@ -329,81 +329,56 @@ class Scorer:
                 continue
             ranked.append(j)
             users.append(user)
-            lists.append(list(dict.fromkeys(record.item_list or ())))
+            lists.append(record.item_list or ())
         if not ranked:
             return failed
 
+        # The lists in CSR layout over catalogue rows. An item outside the catalogue gets a
+        # negative entry of its own per distinct string, so the ranker keeps it once, in place.
         counts = np.fromiter((len(items) for items in lists), dtype=np.int64, count=len(lists))
-        n, width = len(lists), int(counts.max())
+        offsets = np.zeros(counts.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
         flat_items = list(itertools.chain.from_iterable(lists))
-        flat_rows = model.item_lookup.rows(flat_items)  # -1: not in the catalogue
-        record_of = np.repeat(np.arange(n), counts)
-        slot = np.arange(flat_rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        user_of = np.asarray(users, dtype=np.int64)[record_of]
-        known = flat_rows >= 0
+        entries = model.item_lookup.rows(flat_items)
+        outside = np.flatnonzero(entries < 0)
+        if outside.size:
+            codes: dict[str, int] = {}
+            entries[outside] = [-1 - codes.setdefault(flat_items[i], len(codes)) for i in outside.tolist()]
+        user_array = np.asarray(users, dtype=np.int64)
+        cold = np.flatnonzero(user_array < 0)
 
-        # key: what the list is ordered by (higher first); probability: the score written.
-        flat_key = np.full(flat_rows.size, -np.inf)
-        warm_pairs = np.flatnonzero(known & (user_of >= 0))
-        if warm_pairs.size:
-            flat_key[warm_pairs] = yield functools.partial(
-                self._dot, np.asarray(users, dtype=np.int64), record_of[warm_pairs], flat_rows[warm_pairs]
-            )
-        cold_pairs = np.flatnonzero(known & (user_of < 0))
-        if cold_pairs.size:
+        assert model.user_factors is not None
+        queries = model.user_factors[np.maximum(user_array, 0)]  # a cold list is re-ranked below
+        result: RankedLists = yield functools.partial(
+            model.item_ranker.rank, queries, offsets, entries, threads=self.threads
+        )
+        order = result.order
+        probability = result.softmax()  # warm users: the softmax of u.v over the list's catalogue items
+        if cold.size:
             assert popularity is not None
-            flat_key[cold_pairs] = popularity[flat_rows[cold_pairs]]
-
-        key = np.full((n, width), -np.inf)
-        key[record_of, slot] = flat_key
-        known_matrix = np.zeros((n, width), dtype=bool)
-        known_matrix[record_of, slot] = known
-        cold = np.asarray(users, dtype=np.int64) < 0
-        probability = np.zeros((n, width))
-        # Warm users: softmax of u.v over the known items of the list.
-        peak = np.where(known_matrix.any(axis=1), np.max(key, axis=1), 0.0)
-        exp = np.where(known_matrix, np.exp(key - peak[:, None]), 0.0)
-        total = exp.sum(axis=1, keepdims=True)
-        np.divide(exp, total, out=probability, where=(total > 0) & ~cold[:, None])
-        if cold.any():
-            # Cold users: each known item's share of the list's popularity (uniform if all are 0).
-            popular = np.where(known_matrix[cold], key[cold], 0.0)
-            pop_total = popular.sum(axis=1, keepdims=True)
-            n_known = known_matrix[cold].sum(axis=1, keepdims=True)
+            # Cold users: each catalogue item's share of the list's popularity (uniform if all
+            # are 0), in the ranker's order by popularity.
+            cold_offsets = np.zeros(cold.size + 1, dtype=np.int64)
+            np.cumsum(counts[cold], out=cold_offsets[1:])
+            cold_entries = np.concatenate([entries[offsets[i] : offsets[i + 1]] for i in cold.tolist()])
+            by_popularity = rank_by_value(popularity, cold_offsets, cold_entries)
+            width = by_popularity.order.shape[1]
+            order[cold] = -1
+            order[cold, :width] = by_popularity.order
+            cold_known = by_popularity.scores > -np.inf
+            popular = np.where(cold_known, by_popularity.scores, 0.0)
+            total = popular.sum(axis=1, keepdims=True)
+            n_known = cold_known.sum(axis=1, keepdims=True)
             share = np.where(
-                pop_total > 0,
-                popular / np.where(pop_total > 0, pop_total, 1.0),
-                known_matrix[cold] / np.maximum(n_known, 1),
+                total > 0, popular / np.where(total > 0, total, 1.0), cold_known / np.maximum(n_known, 1)
             )
-            probability[cold] = share
+            probability[cold] = 0.0
+            probability[cold, :width] = share
 
-        # Order: key descending; ties by the lower catalogue row; unknown items last, in list order.
-        catalogue = np.full((n, width), np.iinfo(np.int64).max)
-        catalogue[record_of, slot] = np.where(known, flat_rows, slot)
-        order = np.lexsort((catalogue, -key), axis=-1)
-        ordered_probability = np.take_along_axis(probability, order, axis=-1)
-        in_list = np.arange(width)[None, :] < counts[:, None]
-        # The input's own strings (unknown items are not in the catalogue), in ranked order: each
-        # output slot's position in flat_items, -1 past the record's list.
-        starts = np.cumsum(counts) - counts
-        ranked_slots = np.where(in_list, starts[:, None] + order, -1)
-        outputs = items_outputs(id_texts(flat_items), ranked_slots, ordered_probability)
+        # The input's own strings (an outside item is not in the catalogue), in ranked order:
+        # each output slot's position in flat_items, -1 past the record's list.
+        ranked_slots = np.where(order >= 0, offsets[:-1, None] + order, -1)
+        outputs = items_outputs(id_texts(flat_items), ranked_slots, probability)
         for j, output in zip(ranked, outputs, strict=True):
             lines[positions[j]] = ok_line(records[j].input_json, output)
         return failed
-
-    def _dot(
-        self, record_users: NDArray[np.int64], pair_records: NDArray[np.int64], item_rows: NDArray[np.int64]
-    ) -> NDArray[np.float64]:
-        """u.v for each (record, item) pair, with the record's user, in float64 (the itemList softmax is
-        sensitive to rounding). Each record's user vector is gathered and widened once, not per pair."""
-        users, items = self.model.user_factors, self.model.item_factors
-        assert users is not None and items is not None
-        # Cold users (-1) have no pairs here; row 0 only keeps the gather in range.
-        user_vectors: NDArray[Any] = users[np.maximum(record_users, 0)].astype(np.float64)
-        out = np.empty(item_rows.size, dtype=np.float64)
-        for start in range(0, item_rows.size, _PAIR_CHUNK):
-            stop = start + _PAIR_CHUNK
-            v: NDArray[Any] = items[item_rows[start:stop]].astype(np.float64)
-            out[start:stop] = np.einsum("ij,ij->i", user_vectors[pair_records[start:stop]], v)
-        return out
