@@ -123,8 +123,12 @@ class Scorer:
         self.threads = threads
         self._item_objects: NDArray[np.object_] = np.array(model.item_id_list, dtype=object)
         # The ids' JSON texts, for the families whose output lists search results.
-        searches_items = family in (Family.USER_PERSONALIZATION, Family.RELATED_ITEMS)
-        self._item_texts = id_texts(model.item_id_list if searches_items else [])
+        lists_items = family in (
+            Family.USER_PERSONALIZATION,
+            Family.RELATED_ITEMS,
+            Family.PERSONALIZED_RANKING,
+        )
+        self._item_texts = id_texts(model.item_id_list if lists_items else [])
         self._user_texts = id_texts(model.user_id_list if family is Family.USER_SEGMENTATION else [])
         # Outputs that are the same for every record, built once.
         self._popular: bytes | None = None
@@ -375,10 +379,13 @@ class Scorer:
             probability[cold] = 0.0
             probability[cold, :width] = share
 
-        # The input's own strings (an outside item is not in the catalogue), in ranked order:
-        # each output slot's position in flat_items, -1 past the record's list.
+        # Each output slot's position in flat_items, -1 past the record's list.
         ranked_slots = np.where(order >= 0, offsets[:-1, None] + order, -1)
-        outputs = items_outputs(id_texts(flat_items), ranked_slots, probability)
+        if outside.size:  # the input's own strings: an outside item is not in the catalogue
+            outputs = items_outputs(id_texts(flat_items), ranked_slots, probability)
+        else:  # every item is in the catalogue, whose texts are written already
+            catalogue_rows = np.where(ranked_slots >= 0, entries[np.maximum(ranked_slots, 0)], -1)
+            outputs = items_outputs(self._item_texts, catalogue_rows, probability)
         for j, output in zip(ranked, outputs, strict=True):
             lines[positions[j]] = ok_line(records[j].input_json, output)
         return failed
