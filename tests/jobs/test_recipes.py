@@ -186,6 +186,39 @@ def test_ranking_cold_user(tmp_path: Path, arrays: dict[str, NDArray[Any]]) -> N
     assert line["error"].startswith("UNKNOWN_USER: userId 'newcomer' is not in the model")
 
 
+def test_ranking_batch_of_warm_and_cold_users(tmp_path: Path, arrays: dict[str, NDArray[Any]]) -> None:
+    # One batch: known and unknown users, unknown items and repeats, lists longer and shorter
+    # than one another (a cold user's list is ranked apart, by popularity, and merged back).
+    rng = np.random.default_rng(12)
+    arrays = dict(arrays)
+    popularity = arrays["item_popularity"].astype(np.float64).copy()
+    popularity[:20] = 0.0  # i0..i19: no popularity at all
+    arrays["item_popularity"] = popularity
+    scorer = Scorer(_model(tmp_path, arrays), Family.PERSONALIZED_RANKING, 5)
+    requests: list[dict[str, Any]] = []
+    for r in range(60):
+        size = int(rng.integers(1, 70))
+        items = [f"i{i}" if i < 400 else f"new{i}" for i in rng.integers(0, 440, size)]
+        if r % 7 == 0:
+            items = [f"i{i}" for i in rng.integers(0, 20, 4)]  # cold user: every share 0 -> uniform
+        user = f"u{r}" if r % 3 else f"stranger{r}"
+        requests.append({"userId": user, "itemList": items})
+    out = _run(scorer, requests)
+    for request, line in zip(requests, out, strict=True):
+        expected_ids, expected_scores = ref.ranking(arrays, request["userId"], request["itemList"])
+        user_known = request["userId"].startswith("u")
+        exact_scores = ref.item_scores(arrays, request["userId"]) if user_known else arrays["item_popularity"]
+        exact = dict(zip(arrays["item_ids"].tolist(), np.asarray(exact_scores).tolist(), strict=True))
+        exact.update({i: -np.inf for i in request["itemList"] if i.startswith("new")})
+        got = line["output"]["recommendedItems"]
+        ref.assert_same_ranking(got, expected_ids, exact)
+        assert got[len(got) - sum(i.startswith("new") for i in dict.fromkeys(got)) :] == [
+            i for i in dict.fromkeys(request["itemList"]) if i.startswith("new")
+        ]
+        probability = dict(zip(expected_ids, expected_scores, strict=True))
+        ref.assert_scores_close(line["output"]["scores"], [probability[i] for i in got])
+
+
 def test_user_segmentation(tmp_path: Path, arrays: dict[str, NDArray[Any]]) -> None:
     scorer = Scorer(_model(tmp_path, arrays), Family.USER_SEGMENTATION, 15)
     items = [f"i{i}" for i in range(0, 400, 13)]

@@ -366,8 +366,9 @@ class Scorer:
             np.cumsum(counts[cold], out=cold_offsets[1:])
             cold_entries = np.concatenate([entries[offsets[i] : offsets[i + 1]] for i in cold.tolist()])
             by_popularity = rank_by_value(popularity, cold_offsets, cold_entries)
+            # A row past `width` (the longest cold list) is padding in both rankings: a list has
+            # as many distinct entries whatever it is ranked by.
             width = by_popularity.order.shape[1]
-            order[cold] = -1
             order[cold, :width] = by_popularity.order
             cold_known = by_popularity.scores > -np.inf
             popular = np.where(cold_known, by_popularity.scores, 0.0)
@@ -376,7 +377,6 @@ class Scorer:
             share = np.where(
                 total > 0, popular / np.where(total > 0, total, 1.0), cold_known / np.maximum(n_known, 1)
             )
-            probability[cold] = 0.0
             probability[cold, :width] = share
 
         # Each output slot's position in flat_items, -1 past the record's list.
