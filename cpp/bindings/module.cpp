@@ -214,6 +214,19 @@ struct Utf8Views {
     std::vector<std::string_view> views;
 };
 
+// The position of the first entry of `values` that is not a str (exactly) of 1 to max_length
+// code points, or -1: a record's list of ids checked in one pass, with no Python call per entry.
+std::int64_t first_invalid_id(const py::list& values, std::int64_t max_length) {
+    const Py_ssize_t n = PyList_GET_SIZE(values.ptr());
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* item = PyList_GET_ITEM(values.ptr(), i);
+        if (!PyUnicode_CheckExact(item)) return i;
+        const Py_ssize_t length = PyUnicode_GET_LENGTH(item);
+        if (length < 1 || length > max_length) return i;
+    }
+    return -1;
+}
+
 // Each id's JSON text, as RowTexts. A str with lone surrogates (no UTF-8 form) is written by
 // Python's json.dumps, which escapes them as \udxxx.
 std::unique_ptr<recbatch::RowTexts> json_string_texts(const py::handle& ids) {
@@ -388,6 +401,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         .def("search", &ItemIndex::search, py::arg("queries"), py::arg("k"), py::arg("exclude_indptr"),
              py::arg("exclude_indices"), py::arg("allow"), py::arg("threads"), py::arg("logsumexp"), py::arg("simd"));
     // Lookups hold the GIL: they read Python strings, and a batch of them takes microseconds.
+    m.def("first_invalid_id", &first_invalid_id, py::arg("values"), py::arg("max_length"));
     py::class_<recbatch::IdIndex>(m, "IdIndex")
         .def(py::init([](const py::handle& ids) {
                  Utf8Views views(ids, "ids");

@@ -7,7 +7,8 @@ up to 500 items of each personalized-ranking record.
 
 The other way, :class:`RowTexts` holds one byte string per row (a job's ids as JSON text) and
 writes whole result rows of them, with their scores, in the extension: a job's output without a
-Python object per id and per score.
+Python object per id and per score. :func:`first_invalid_id` checks a parsed list of ids (types
+and lengths) in one call.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from numpy.typing import NDArray
 
 from recbatch import _core
 
-__all__ = ["IdIndex", "RowTexts"]
+__all__ = ["IdIndex", "RowTexts", "first_invalid_id"]
+
+
+def first_invalid_id(values: list[object], max_length: int) -> int:
+    """The position of the first entry of the list ``values`` that is not a ``str`` (exactly) of 1
+    to ``max_length`` characters, or -1 when every entry is one: a list of ids from JSON checked
+    in one pass."""
+    return _core.first_invalid_id(values, max_length)
 
 
 class IdIndex:

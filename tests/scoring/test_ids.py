@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recbatch.ids import IdIndex, RowTexts
+from recbatch.ids import IdIndex, RowTexts, first_invalid_id
 
 # Short ids over a few characters collide often in every prefix and length; any Unicode too.
 _IDS = st.one_of(
@@ -130,3 +130,34 @@ def test_json_strings_escape_lone_surrogates() -> None:
     assert written == [b'["\\ud800","a\\udfffb"]']
     with pytest.raises(TypeError, match=r"ids\[0\] must be a str, got bytes"):
         RowTexts.json_strings([b"a"])  # type: ignore[list-item]
+
+
+class _Text(str):
+    """A str subclass: not what JSON gives, so not an id."""
+
+
+_ENTRIES = st.one_of(
+    st.text(max_size=6),
+    st.text(min_size=250, max_size=260),  # around the limit
+    st.text(alphabet="\U0001f600", min_size=255, max_size=257),  # characters, not bytes, count
+    st.integers(),
+    st.none(),
+    st.lists(st.text(max_size=2), max_size=2),
+    st.builds(_Text, st.text(min_size=1, max_size=3)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_ENTRIES, max_size=40))
+def test_first_invalid_id_matches_a_loop(values: list[object]) -> None:
+    expected = next(
+        (i for i, v in enumerate(values) if type(v) is not str or not 0 < len(v) <= 256),
+        -1,
+    )
+    assert first_invalid_id(values, 256) == expected
+
+
+def test_first_invalid_id_needs_a_list() -> None:
+    assert first_invalid_id([], 1) == -1
+    with pytest.raises(TypeError):
+        first_invalid_id(("a",), 1)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 from numpy.typing import ArrayLike, NDArray
 
-from recbatch.ids import RowTexts
+from recbatch.ids import RowTexts, first_invalid_id
 from recbatch.model import MAX_ID_LENGTH, Family
 
 __all__ = [
@@ -125,26 +125,14 @@ def _item_list(record: dict[str, Any]) -> list[str]:
         raise _BadRecord(
             f"{INVALID_FIELD}: itemList must hold 1 to {MAX_ITEM_LIST} item ids, got {len(value)}"
         )
-    # Fast check first (C-level passes over the list; join raises unless every entry is a str);
-    # the slow loop below only finds the culprit.
-    try:
-        joined = "".join(value)
-    except TypeError:
-        joined = None
-    if (
-        joined is not None
-        and "" not in value
-        and (len(joined) <= MAX_ID_LENGTH or max(map(len, value)) <= MAX_ID_LENGTH)
-    ):
+    position = first_invalid_id(value, MAX_ID_LENGTH)
+    if position < 0:
         return value
-    for position, item in enumerate(value):
-        if type(item) is not str or not 0 < len(item) <= MAX_ID_LENGTH:
-            what = f"{len(item)} characters" if type(item) is str else _json_type(item)
-            raise _BadRecord(
-                f"{INVALID_FIELD}: itemList[{position}] must be a string of 1 to {MAX_ID_LENGTH} "
-                f"characters, got {what}"
-            )
-    return value
+    item = value[position]
+    what = f"{len(item)} characters" if type(item) is str else _json_type(item)
+    raise _BadRecord(
+        f"{INVALID_FIELD}: itemList[{position}] must be a string of 1 to {MAX_ID_LENGTH} characters, got {what}"
+    )
 
 
 def _filter_values(record: dict[str, Any]) -> None:
