@@ -1,8 +1,9 @@
 #!/bin/bash
 # The prepared run for a lent many-core machine (no network there; its python3 has numpy, cmake,
 # ninja, pybind11 and scikit-build-core, not the job layer's boto3, smart_open or orjson): builds
-# the working tree, then issue 5's whole jobs on all cores, target 5 (threads, W2) and target 1
-# (two of its cores). Writes its tables to $OUT, the most wanted first. About 5 minutes on 16 cores.
+# the working tree, then issue 5's whole jobs on all cores, target 5 (threads, W2 in full) and
+# target 4's log-sum-exp at W1 (two of its cores, then one). Writes its tables to $OUT, the most
+# wanted first. About 5 minutes on 16 cores (session 9's tables: NOTES entry 48).
 #
 # Here, before the call (the job layer's wheels for the machine's Python 3.12, 17 MB):
 #   echo /.whl/ >> .git/info/exclude
@@ -18,7 +19,7 @@ t0=$(date +%s)
 stamp() { echo "t $(( $(date +%s) - t0 )) s: $1"; }
 { nproc; grep -m1 "model name" /proc/cpuinfo; grep -m1 -o -w "amx_tile\|amx_int8\|avx512_vnni\|avx_vnni" /proc/cpuinfo | sort -u | tr '\n' ' '; echo; uname -r; } | tee "$OUT/machine.txt"
 python3 -m pip install -q --no-build-isolation --no-deps --target /tmp/rb . > /tmp/b1.log 2>&1 || { tail -30 /tmp/b1.log; exit 1; }
-(cmake -S cpp -B /tmp/bc -DCMAKE_BUILD_TYPE=Release -DRECBATCH_BUILD_BENCHMARKS=ON -G Ninja > /tmp/b2.log 2>&1 && cmake --build /tmp/bc --target search_share -j16 >> /tmp/b2.log 2>&1) || tail -20 /tmp/b2.log
+(cmake -S cpp -B /tmp/bc -DCMAKE_BUILD_TYPE=Release -DRECBATCH_BUILD_BENCHMARKS=ON -G Ninja > /tmp/b2.log 2>&1 && cmake --build /tmp/bc --target search_share search_only -j16 >> /tmp/b2.log 2>&1) || tail -20 /tmp/b2.log
 stamp build | tee -a "$OUT/machine.txt"
 site=/tmp/rb
 if ls .whl/*.whl > /dev/null 2>&1; then
@@ -44,16 +45,17 @@ if python3 -c "import boto3, smart_open, orjson" 2> /dev/null; then
 fi
 
 cd benchmarks || exit 1
-python3 thread_scaling.py --queries 4000 --threads 1,2,4,8,16 --repeat 2 | tee "$OUT/threads_default.md"
-stamp threads-default
-python3 thread_scaling.py --queries 4000 --threads 1,2,4,8,16 --levels avx512 --repeat 2 --no-peak | tee "$OUT/threads_avx512.md"
-stamp threads-avx512
-for w in W1 W2 W3; do taskset -c 0,1 /tmp/bc/search_share $w "" 15 2; done | tee "$OUT/search_share_2of16.md"
-stamp share-2
-taskset -c 0,1 python3 efficiency.py --threads 2 --scale 0.1 --repeat 5 | tee "$OUT/efficiency_2of16cores.md"
-stamp efficiency-2
-# The path of CPUs without AVX-512 (entry 42), for its scaling on many cores.
-python3 thread_scaling.py --queries 4000 --threads 1,4,16 --levels avx2_int8,avx2 --repeat 2 --no-peak | tee "$OUT/threads_avx2.md"
-stamp threads-avx2
-for w in W1 W2 W3; do taskset -c 0 /tmp/bc/search_share $w "" 10 1; done | tee "$OUT/search_share_1of16.md"
+# Target 5: W2 in full (20,000 queries), the curve 1-16 threads, the FMA loop beside each point.
+python3 thread_scaling.py --queries 20000 --threads 1,2,4,8,16 --repeat 3 | tee "$OUT/threads_w2_full.md"
+stamp threads-w2-full
+# Target 4: the log-sum-exp's overhead at W1 on two of its cores, then one, alternated with the
+# float path it is measured against (best of 5 each turn).
+for threads in 2 1; do
+  cores=$([ $threads = 2 ] && echo 0,1 || echo 0)
+  for turn in 1 2 3; do
+    for options in level=avx512 level=avx512,logsumexp; do
+      echo "threads $threads turn $turn $options: $(taskset -c $cores /tmp/bc/search_only W1 960 5 $threads $options | tail -1)"
+    done
+  done
+done | tee "$OUT/lse_w1_2of16.txt"
 stamp total
