@@ -25,7 +25,7 @@ import numpy as np
 import recbatch
 from recbatch.jobs import io as jobio
 from recbatch.jobs.recipes import Scorer, records_per_batch
-from recbatch.jobs.records import parse_record
+from recbatch.jobs.records import parse_records
 from recbatch.model import Family, load_model, recipe_family, synthetic_model
 
 
@@ -70,16 +70,16 @@ def main() -> None:
     start = clock()
     lines = [line.strip() for line in jobio.read_lines(str(work / "input.jsonl"))]
     read = clock() - start
+    size = records_per_batch(family, args.k)
     start = clock()
-    records = [parse_record(line, family) for line in lines]
+    batches = [parse_records(lines[first : first + size], family) for first in range(0, len(lines), size)]
     parse = clock() - start
-    scorer.score(records[:1])  # builds what the model builds on first use (the index), untimed
+    scorer.score(*parse_records(lines[:1], family))  # builds what the model builds on first use, untimed
     before = after = kernel = 0.0
     scored = []
-    size = records_per_batch(family, args.k)
-    for first in range(0, len(records), size):
+    for records, item_lists in batches:
         start = clock()
-        steps = scorer.steps(records[first : first + size])
+        steps = scorer.steps(records, item_lists)
         search = next(steps)
         before += clock() - start
         start = time.perf_counter()

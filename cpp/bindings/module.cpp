@@ -15,11 +15,13 @@
 #include <exception>
 #include <future>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "recbatch/id_index.hpp"
+#include "recbatch/id_lines.hpp"
 #include "recbatch/packed_items.hpp"
 #include "recbatch/rank_lists.hpp"
 #include "recbatch/row_texts.hpp"
@@ -227,6 +229,46 @@ std::int64_t first_invalid_id(const py::list& values, std::int64_t max_length) {
     return -1;
 }
 
+// A vector's contents as a NumPy array that owns them (moved, not copied).
+template <typename T>
+py::array_t<T> to_array(std::vector<T>&& values) {
+    auto* owned = new std::vector<T>(std::move(values));
+    py::capsule owner(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+    return py::array_t<T>(static_cast<py::ssize_t>(owned->size()), owned->data(), owner);
+}
+
+// A batch's input lines (their bytes joined, and where each ends) scanned for the common shape,
+// see recbatch/id_lines.hpp: (ids, list_offsets, entry_starts, entry_lengths), where ids[i] is
+// line i's id as a str, or None when the line was not accepted.
+py::tuple scan_id_lines(const py::bytes& buffer, const Int64Array& line_ends, const std::string& id_field,
+                        const std::string& list_field, std::int64_t max_id_chars, std::int64_t max_list) {
+    require(line_ends.ndim() == 1, "line_ends must be a 1-D array");
+    require(max_id_chars >= 1 && max_list >= 1, "max_id_chars and max_list must be >= 1");
+    const std::string_view bytes(PyBytes_AS_STRING(buffer.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(buffer.ptr())));
+    const recbatch::IdLineShape shape{id_field, list_field, static_cast<std::size_t>(max_id_chars),
+                                      static_cast<std::size_t>(max_list)};
+    const auto lines = static_cast<std::size_t>(line_ends.shape(0));
+    recbatch::IdLineScan scan;
+    try {
+        py::gil_scoped_release release;  // `buffer` is immutable and referenced by the caller
+        scan = recbatch::scan_id_lines(bytes, line_ends.data(), lines, shape);
+    } catch (const std::invalid_argument& error) {
+        throw py::value_error(error.what());
+    }
+    py::list ids(lines);
+    for (std::size_t i = 0; i < lines; ++i) {
+        if (scan.accepted[i] == 0) {
+            ids[i] = py::none();
+            continue;
+        }
+        PyObject* id = PyUnicode_DecodeUTF8(bytes.data() + scan.id_start[i], scan.id_length[i], "strict");
+        if (id == nullptr) throw py::error_already_set();
+        PyList_SET_ITEM(ids.ptr(), static_cast<Py_ssize_t>(i), id);  // steals the reference (an empty slot)
+    }
+    return py::make_tuple(ids, to_array(std::move(scan.list_offsets)), to_array(std::move(scan.entry_start)),
+                          to_array(std::move(scan.entry_length)));
+}
+
 // Each id's JSON text, as RowTexts. A str with lone surrogates (no UTF-8 form) is written by
 // Python's json.dumps, which escapes them as \udxxx.
 std::unique_ptr<recbatch::RowTexts> json_string_texts(const py::handle& ids) {
@@ -402,6 +444,8 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
              py::arg("exclude_indices"), py::arg("allow"), py::arg("threads"), py::arg("logsumexp"), py::arg("simd"));
     // Lookups hold the GIL: they read Python strings, and a batch of them takes microseconds.
     m.def("first_invalid_id", &first_invalid_id, py::arg("values"), py::arg("max_length"));
+    m.def("scan_id_lines", &scan_id_lines, py::arg("buffer"), py::arg("line_ends"), py::arg("id_field"),
+          py::arg("list_field"), py::arg("max_id_chars"), py::arg("max_list"));
     py::class_<recbatch::IdIndex>(m, "IdIndex")
         .def(py::init([](const py::handle& ids) {
                  Utf8Views views(ids, "ids");
@@ -417,7 +461,32 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
                 self.find_many(views.views.data(), views.views.size(), rows.mutable_data());
                 return rows;
             },
-            py::arg("keys"));
+            py::arg("keys"))
+        .def(
+            "rows_in",
+            [](const recbatch::IdIndex& self, const py::bytes& buffer, const Int64Array& starts,
+               const Int64Array& lengths) {
+                require(starts.ndim() == 1 && lengths.ndim() == 1 && starts.shape(0) == lengths.shape(0),
+                        "starts and lengths must be 1-D arrays of the same length");
+                const char* data = PyBytes_AS_STRING(buffer.ptr());
+                const auto size = static_cast<std::int64_t>(PyBytes_GET_SIZE(buffer.ptr()));
+                const auto n = static_cast<std::size_t>(starts.shape(0));
+                std::vector<std::string_view> views(n);
+                for (std::size_t i = 0; i < n; ++i) {
+                    const std::int64_t start = starts.data()[i], length = lengths.data()[i];
+                    require(start >= 0 && length >= 0 && length <= size - start,
+                            "every span (starts[i], lengths[i]) must lie within the buffer");
+                    views[i] = std::string_view(data + start, static_cast<std::size_t>(length));
+                }
+                Int64Array rows(static_cast<py::ssize_t>(n));
+                std::int64_t* out = rows.mutable_data();
+                {
+                    py::gil_scoped_release release;  // the bytes are immutable and held by the caller
+                    self.find_many(views.data(), n, out);
+                }
+                return rows;
+            },
+            py::arg("buffer"), py::arg("starts"), py::arg("lengths"));
     py::class_<recbatch::RowTexts>(m, "RowTexts")
         .def(py::init([](const py::handle& texts) {
                  auto items = py::reinterpret_steal<py::tuple>(PySequence_Tuple(texts.ptr()));

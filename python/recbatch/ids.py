@@ -9,18 +9,25 @@ The other way, :class:`RowTexts` holds one byte string per row (a job's ids as J
 writes whole result rows of them, with their scores, in the extension: a job's output without a
 Python object per id and per score. :func:`first_invalid_id` checks a parsed list of ids (types
 and lengths) in one call.
+
+Before any of that, :func:`scan_id_lines` reads a batch of input lines of the shape nearly every
+line has (``{"userId": "u1", "itemList": ["i1", "i2"]}``) in one pass in the extension: each
+line's own id as a str, and its list as :class:`IdLists`, spans of the lines' bytes that
+:meth:`IdIndex.rows_in` looks up where they lie, with no Python object per listed id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from recbatch import _core
 
-__all__ = ["IdIndex", "RowTexts", "first_invalid_id"]
+__all__ = ["IdIndex", "IdLineScan", "IdLists", "RowTexts", "first_invalid_id", "scan_id_lines"]
 
 
 def first_invalid_id(values: list[object], max_length: int) -> int:
@@ -28,6 +35,106 @@ def first_invalid_id(values: list[object], max_length: int) -> int:
     to ``max_length`` characters, or -1 when every entry is one: a list of ids from JSON checked
     in one pass."""
     return _core.first_invalid_id(values, max_length)
+
+
+@dataclass(frozen=True, slots=True)
+class IdLists:
+    """Lists of ids as UTF-8 byte spans of one buffer, in CSR layout: list ``i`` is the spans
+    ``offsets[i]`` to ``offsets[i + 1]`` of ``starts`` / ``lengths`` (an empty list has none).
+    """
+
+    buffer: bytes
+    starts: NDArray[np.int64]
+    lengths: NDArray[np.int64]
+    offsets: NDArray[np.int64]
+
+    @classmethod
+    def from_lists(cls, lists: Sequence[Sequence[str] | None]) -> IdLists:
+        """Lists of str (None: an empty list), each id encoded as UTF-8 (lone surrogates as by
+        ``surrogatepass``, as :class:`IdIndex` encodes its ids)."""
+        encoded = [item.encode("utf-8", "surrogatepass") for items in lists for item in items or ()]
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        starts = np.zeros(len(encoded), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=starts[1:])
+        counts = np.fromiter((len(items or ()) for items in lists), dtype=np.int64, count=len(lists))
+        return cls(b"".join(encoded), starts, lengths, _offsets(counts))
+
+    def __len__(self) -> int:
+        return self.offsets.size - 1
+
+    def take(self, lists: NDArray[np.int64]) -> IdLists:
+        """The lists at positions ``lists``, in that order (the same buffer)."""
+        counts = self.offsets[lists + 1] - self.offsets[lists]
+        offsets = _offsets(counts)
+        entries = np.repeat(self.offsets[lists] - offsets[:-1], counts) + np.arange(offsets[-1])
+        return IdLists(self.buffer, self.starts[entries], self.lengths[entries], offsets)
+
+    def replace(self, lists: Mapping[int, Sequence[str]]) -> IdLists:
+        """These lists with list ``i`` replaced by ``lists[i]`` (positions below len(self))."""
+        if not lists:
+            return self
+        positions = np.fromiter(sorted(lists), dtype=np.int64, count=len(lists))
+        extra = IdLists.from_lists([lists[p] for p in positions.tolist()])
+        owner = np.repeat(np.arange(len(self)), np.diff(self.offsets))
+        kept = ~np.isin(owner, positions)
+        owners = np.concatenate([owner[kept], np.repeat(positions, np.diff(extra.offsets))])
+        order = np.argsort(owners, kind="stable")  # entries by list, each list's own order kept
+        starts = np.concatenate([self.starts[kept], extra.starts + len(self.buffer)])[order]
+        lengths = np.concatenate([self.lengths[kept], extra.lengths])[order]
+        counts = np.bincount(owners, minlength=len(self)).astype(np.int64)
+        return IdLists(self.buffer + extra.buffer, starts, lengths, _offsets(counts))
+
+    def entry_bytes(self, entries: NDArray[np.int64]) -> list[bytes]:
+        """The bytes of the spans at positions ``entries`` (of all lists' entries)."""
+        view = memoryview(self.buffer)
+        return [
+            view[start : start + length].tobytes()
+            for start, length in zip(
+                self.starts[entries].tolist(), self.lengths[entries].tolist(), strict=True
+            )
+        ]
+
+    def strings(self) -> list[str]:
+        """Every entry, decoded (the ids as str)."""
+        return [
+            item.decode("utf-8", "surrogatepass") for item in self.entry_bytes(np.arange(self.starts.size))
+        ]
+
+
+def _offsets(counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    offsets = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets
+
+
+class IdLineScan(NamedTuple):
+    """What :func:`scan_id_lines` read: ``ids[i]`` is line i's id, or None where the line does
+    not have the shape (read it with a JSON parser); ``lists`` holds each such line's list (an
+    empty one for the others, and for every line when the shape has no list)."""
+
+    ids: list[str | None]
+    lists: IdLists
+
+
+def scan_id_lines(
+    lines: Sequence[bytes], id_field: str, list_field: str = "", *, max_id_chars: int, max_list: int
+) -> IdLineScan:
+    """Read lines of the shape ``{"<id_field>": "<id>"}``, or with ``list_field``,
+    ``{"<id_field>": "<id>", "<list_field>": ["<id>", ...]}`` (members in either order, JSON
+    whitespace between tokens), in one pass in the extension.
+
+    A line counts only when it is exactly that: no other member, no member twice, every id a
+    string with no escape and no control character, valid UTF-8 of 1 to ``max_id_chars``
+    characters, a list of 1 to ``max_list`` ids. For such a line a JSON parser would read the
+    same ids; every other line (valid or not) is left to one, so nothing is guessed.
+    """
+    buffer = b"".join(lines)
+    ends = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+    np.cumsum(ends, out=ends)
+    ids, offsets, starts, lengths = _core.scan_id_lines(
+        buffer, ends, id_field, list_field, max_id_chars, max_list
+    )
+    return IdLineScan(ids, IdLists(buffer, starts, lengths, offsets))
 
 
 class IdIndex:
@@ -48,6 +155,11 @@ class IdIndex:
     def rows(self, keys: Sequence[str]) -> NDArray[np.int64]:
         """The row of each key, -1 for a key that is not an id (the same as ``dict.get(key, -1)``)."""
         return self._core.rows(keys)
+
+    def rows_in(self, lists: IdLists) -> NDArray[np.int64]:
+        """The row of every entry of ``lists``, in order, -1 for one that is not an id: the ids
+        looked up in their buffer, with no str made for them."""
+        return self._core.rows_in(lists.buffer, lists.starts, lists.lengths)
 
 
 class RowTexts:

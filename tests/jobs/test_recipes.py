@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 import recbatch
 from recbatch.jobs.recipes import Scorer, records_per_batch
-from recbatch.jobs.records import parse_record
+from recbatch.jobs.records import parse_record, parse_records
 from recbatch.model import Family, Model, ModelError, load_model, save_model
 from tests.jobs import helpers as ref
 from tests.jobs.helpers import model_arrays, write_model
@@ -24,8 +24,12 @@ def _model(tmp_path: Path, arrays: dict[str, NDArray[Any]]) -> Model:
 
 
 def _run(scorer: Scorer, lines: Sequence[dict[str, Any] | bytes]) -> list[dict[str, Any]]:
-    records = [parse_record(x if isinstance(x, bytes) else orjson.dumps(x), scorer.family) for x in lines]
+    raw = [x if isinstance(x, bytes) else orjson.dumps(x) for x in lines]
+    records = [parse_record(x, scorer.family) for x in raw]
     batch = scorer.score(records)
+    # The job's path: the batch read by parse_records (itemLists as spans), the same lines out.
+    batched = scorer.score(*parse_records(raw, scorer.family))
+    assert (batched.lines, batched.failed) == (batch.lines, batch.failed)
     assert len(batch.lines) == len(records)
     decoded = [orjson.loads(line) for line in batch.lines]
     assert batch.failed == sum(d["error"] is not None for d in decoded)
@@ -270,7 +274,7 @@ def test_one_search_per_batch(
     monkeypatch.setattr(recbatch.ItemIndex, "search", counting)
     scorer = Scorer(_model(tmp_path, arrays), family, 5)
     out = _run(scorer, [line] * 300 + [{"userId": "unknown", "itemId": "unknown"}])
-    assert calls == [300]
+    assert calls == [300, 300]  # one search per batch, for each of _run's two ways of reading it
     assert len(out) == 301
 
 

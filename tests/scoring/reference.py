@@ -55,6 +55,19 @@ def logsumexp(ref: Reference) -> NDArray[np.float64]:
         return (np.log(np.exp(s - safe).sum(axis=1)) + safe[:, 0]).astype(np.float64)
 
 
+def check_logsumexp(got: NDArray[np.float64] | None, ref: Reference, rows: slice = slice(None)) -> None:
+    """The log-sum-exp of each row's eligible scores, up to float32 rounding: it moves by at most
+    the largest error of a row's scores (it is 1-Lipschitz in them), plus its own evaluation."""
+    assert got is not None
+    expected = logsumexp(ref)[rows]
+    bound = np.where(ref.eligible, ref.bound, 0.0).max(axis=1)[rows]
+    assert got.shape == expected.shape
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(got[~finite], expected[~finite])
+    error = np.abs(got[finite] - expected[finite])
+    assert np.all(error <= 1e-5 * np.maximum(1.0, np.abs(expected[finite])) + bound[finite]), (got, expected)
+
+
 def check_top_k(result: recbatch.TopKResult, ref: Reference, k: int) -> None:
     """The returned rows are a valid top k of the exact scores, up to float32 rounding."""
     n = ref.scores.shape[0]

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recbatch.ids import IdIndex, RowTexts, first_invalid_id
+from recbatch.ids import IdIndex, IdLists, RowTexts, first_invalid_id, scan_id_lines
 
 # Short ids over a few characters collide often in every prefix and length; any Unicode too.
 _IDS = st.one_of(
@@ -161,3 +161,74 @@ def test_first_invalid_id_needs_a_list() -> None:
     assert first_invalid_id([], 1) == -1
     with pytest.raises(TypeError):
         first_invalid_id(("a",), 1)  # type: ignore[arg-type]
+
+
+# IdLists: lists of ids as spans of one buffer.
+
+_LISTS = st.lists(st.one_of(st.none(), st.lists(_IDS, max_size=5)), max_size=8)
+
+
+def _as_lists(lists: IdLists) -> list[list[str]]:
+    strings = lists.strings()
+    return [strings[lists.offsets[i] : lists.offsets[i + 1]] for i in range(len(lists))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(lists=_LISTS, data=st.data())
+def test_id_lists_take_and_replace_as_python_lists(
+    lists: list[list[str] | None], data: st.DataObject
+) -> None:
+    plain = [items or [] for items in lists]
+    id_lists = IdLists.from_lists(lists)
+    assert len(id_lists) == len(lists)
+    assert _as_lists(id_lists) == plain
+    picks = data.draw(st.lists(st.integers(0, max(0, len(lists) - 1)), max_size=10)) if lists else []
+    assert _as_lists(id_lists.take(np.asarray(picks, dtype=np.int64))) == [plain[i] for i in picks]
+    replacements: dict[int, list[str]] = {}
+    if lists:
+        positions = st.integers(0, len(lists) - 1)
+        replacements = data.draw(st.dictionaries(positions, st.lists(_IDS, max_size=4), max_size=4))
+    replaced = id_lists.replace(replacements)
+    assert _as_lists(replaced) == [replacements.get(i, items) for i, items in enumerate(plain)]
+    flat = [item for items in plain for item in items]
+    assert id_lists.entry_bytes(np.arange(len(flat))) == [
+        item.encode("utf-8", "surrogatepass") for item in flat
+    ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(ids=st.lists(_IDS, unique=True, max_size=200), lists=_LISTS)
+def test_rows_in_matches_rows(ids: list[str], lists: list[list[str] | None]) -> None:
+    index = IdIndex(ids)
+    some_known = [items if i % 2 else [*(items or []), *ids[:3]] for i, items in enumerate(lists)]
+    id_lists = IdLists.from_lists(some_known)
+    flat = [item for items in some_known for item in items or []]
+    assert index.rows_in(id_lists).tolist() == index.rows(flat).tolist() == _dict_rows(ids, flat)
+
+
+def test_rows_in_checks_its_spans() -> None:
+    index = IdIndex(["a"])
+    for starts, lengths in (([0], [2]), ([-1], [1]), ([0], [-1]), ([0, 1], [1])):
+        bad = IdLists(
+            b"a",
+            np.asarray(starts, dtype=np.int64),
+            np.asarray(lengths, dtype=np.int64),
+            np.zeros(2, dtype=np.int64),
+        )
+        with pytest.raises(ValueError, match=r"span|same length"):
+            index.rows_in(bad)
+
+
+def test_scan_id_lines_reads_the_shape() -> None:
+    lines = [
+        b'{"userId":"u1","itemList":["a","b"]}',
+        b'{"userId":"u\\u0032","itemList":["c"]}',
+        b'{"userId":"u3"}',
+    ]
+    scan = scan_id_lines(lines, "userId", "itemList", max_id_chars=256, max_list=500)
+    assert scan.ids == ["u1", None, None]  # the escape and the missing list: for a JSON parser
+    assert _as_lists(scan.lists) == [["a", "b"], [], []]
+    users = scan_id_lines(lines, "userId", max_id_chars=256, max_list=500)
+    assert users.ids == [None, None, "u3"]
+    assert _as_lists(users.lists) == [[], [], []]
+    assert scan_id_lines([], "userId", max_id_chars=1, max_list=1).ids == []

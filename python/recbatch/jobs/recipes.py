@@ -23,13 +23,13 @@ Choices where Personalize leaves things open (documented in the README):
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from recbatch.ids import IdLists
 from recbatch.jobs.records import (
     UNKNOWN_ITEM,
     UNKNOWN_USER,
@@ -166,11 +166,15 @@ class Scorer:
 
     # ----------------------------------------------------------------------------------------
 
-    def score(self, records: Sequence[Record]) -> ScoredBatch:
-        """One output line per record, in order; bad records become error lines."""
-        return _run_here(self.steps(records))
+    def score(self, records: Sequence[Record], item_lists: IdLists | None = None) -> ScoredBatch:
+        """One output line per record, in order; bad records become error lines.
 
-    def steps(self, records: Sequence[Record]) -> ScoringSteps:
+        ``item_lists``: the records' itemLists as :func:`~recbatch.jobs.records.parse_records`
+        gives them (personalized ranking); without it, each record's ``item_list``.
+        """
+        return _run_here(self.steps(records, item_lists))
+
+    def steps(self, records: Sequence[Record], item_lists: IdLists | None = None) -> ScoringSteps:
         """:meth:`score` in steps: yields the batch's search (if it needs one), to be sent its result."""
         lines: list[bytes] = [b""] * len(records)
         failed = 0
@@ -182,14 +186,20 @@ class Scorer:
             else:
                 todo.append(position)
         if todo:
-            handlers: dict[Family, _Handler] = {
-                Family.USER_PERSONALIZATION: self._user_personalization,
-                Family.POPULAR_ITEMS: self._popular_items,
-                Family.RELATED_ITEMS: self._related_items,
-                Family.PERSONALIZED_RANKING: self._personalized_ranking,
-                Family.USER_SEGMENTATION: self._user_segmentation,
-            }
-            outcome = handlers[self.family]([records[p] for p in todo], todo, lines)
+            handler: _Handler
+            if self.family is Family.PERSONALIZED_RANKING:
+                if item_lists is None:
+                    item_lists = IdLists.from_lists([record.item_list for record in records])
+                handler = functools.partial(self._personalized_ranking, item_lists=item_lists)
+            else:
+                handlers: dict[Family, _Handler] = {
+                    Family.USER_PERSONALIZATION: self._user_personalization,
+                    Family.POPULAR_ITEMS: self._popular_items,
+                    Family.RELATED_ITEMS: self._related_items,
+                    Family.USER_SEGMENTATION: self._user_segmentation,
+                }
+                handler = handlers[self.family]
+            outcome = handler([records[p] for p in todo], todo, lines)
             failed += outcome if isinstance(outcome, int) else (yield from outcome)
         return ScoredBatch(lines, failed)
 
@@ -312,14 +322,13 @@ class Scorer:
         return failed
 
     def _personalized_ranking(
-        self, records: list[Record], positions: list[int], lines: list[bytes]
+        self, records: list[Record], positions: list[int], lines: list[bytes], *, item_lists: IdLists
     ) -> Generator[SearchCall, Any, int]:
         model = self.model
         popularity = model.item_popularity
         failed = 0
         ranked: list[int] = []  # positions in records
         users: list[int] = []  # user row, -1 for a cold user ranked by popularity
-        lists: list[Sequence[str]] = []
         user_rows = model.user_lookup.rows([record.user_id or "" for record in records]).tolist()
         for j, record in enumerate(records):
             user = user_rows[j]
@@ -333,21 +342,22 @@ class Scorer:
                 continue
             ranked.append(j)
             users.append(user)
-            lists.append(record.item_list or ())
         if not ranked:
             return failed
 
-        # The lists in CSR layout over catalogue rows. An item outside the catalogue gets a
-        # negative entry of its own per distinct string, so the ranker keeps it once, in place.
-        counts = np.fromiter((len(items) for items in lists), dtype=np.int64, count=len(lists))
-        offsets = np.zeros(counts.size + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        flat_items = list(itertools.chain.from_iterable(lists))
-        entries = model.item_lookup.rows(flat_items)
+        # The lists in CSR layout over catalogue rows, looked up where their bytes lie. An item
+        # outside the catalogue gets a negative entry of its own per distinct id, so the ranker
+        # keeps it once, in place.
+        lists = item_lists.take(np.asarray([positions[j] for j in ranked], dtype=np.int64))
+        offsets = lists.offsets
+        counts = np.diff(offsets)
+        entries = model.item_lookup.rows_in(lists)
         outside = np.flatnonzero(entries < 0)
         if outside.size:
-            codes: dict[str, int] = {}
-            entries[outside] = [-1 - codes.setdefault(flat_items[i], len(codes)) for i in outside.tolist()]
+            codes: dict[bytes, int] = {}
+            entries[outside] = [
+                -1 - codes.setdefault(item, len(codes)) for item in lists.entry_bytes(outside)
+            ]
         user_array = np.asarray(users, dtype=np.int64)
         cold = np.flatnonzero(user_array < 0)
 
@@ -382,7 +392,7 @@ class Scorer:
         # Each output slot's position in flat_items, -1 past the record's list.
         ranked_slots = np.where(order >= 0, offsets[:-1, None] + order, -1)
         if outside.size:  # the input's own strings: an outside item is not in the catalogue
-            outputs = items_outputs(id_texts(flat_items), ranked_slots, probability)
+            outputs = items_outputs(id_texts(lists.strings()), ranked_slots, probability)
         else:  # every item is in the catalogue, whose texts are written already
             catalogue_rows = np.where(ranked_slots >= 0, entries[np.maximum(ranked_slots, 0)], -1)
             outputs = items_outputs(self._item_texts, catalogue_rows, probability)

@@ -27,7 +27,7 @@ from typing import Any
 
 from recbatch.jobs import io as jobio
 from recbatch.jobs.recipes import ScoredBatch, Scorer, ScoringSteps, SearchCall, records_per_batch
-from recbatch.jobs.records import Record, parse_record
+from recbatch.jobs.records import parse_records
 from recbatch.model import Family, Model, ModelError, load_model, recipe_family, recipe_name
 
 __all__ = [
@@ -214,8 +214,9 @@ class _Run:
             # The context manager commits on success and aborts on any exception (stop included).
             with jobio.OutputObject(uri, kms_key_arn=self.output_key) as out:
                 previous: _Batch | None = None
-                for records in self._batches(input_file, family, batch_size):
-                    batch = _Batch(len(records), scorer.steps(records), searches)
+                for lines in self._batches(input_file, batch_size):
+                    records, item_lists = parse_records(lines, family)
+                    batch = _Batch(len(records), scorer.steps(records, item_lists), searches)
                     if previous is not None:
                         self._write_batch(previous.finish(), previous.records, out)
                     previous = batch
@@ -228,15 +229,14 @@ class _Run:
             # On failure or stop, a search under way finishes (its result is dropped).
             searches.close()
 
-    def _batches(
-        self, input_file: jobio.InputFile, family: Family, batch_size: int
-    ) -> Iterator[list[Record]]:
-        batch: list[Record] = []
+    def _batches(self, input_file: jobio.InputFile, batch_size: int) -> Iterator[list[bytes]]:
+        """The input's records (non-blank lines, stripped) in batches."""
+        batch: list[bytes] = []
         for line in jobio.read_lines(input_file.uri, kms_key_arn=self.input_key):
             stripped = line.strip()
             if not stripped:
                 continue
-            batch.append(parse_record(stripped, family))
+            batch.append(stripped)
             if len(batch) >= batch_size:
                 yield batch
                 batch = []
