@@ -345,27 +345,30 @@ class Scorer:
         if not ranked:
             return failed
 
-        # The lists in CSR layout over catalogue rows, looked up where their bytes lie. An item
-        # outside the catalogue gets a negative entry of its own per distinct id, so the ranker
-        # keeps it once, in place.
         lists = item_lists.take(np.asarray([positions[j] for j in ranked], dtype=np.int64))
         offsets = lists.offsets
         counts = np.diff(offsets)
-        entries = model.item_lookup.rows_in(lists)
-        outside = np.flatnonzero(entries < 0)
-        if outside.size:
-            codes: dict[bytes, int] = {}
-            entries[outside] = [
-                -1 - codes.setdefault(item, len(codes)) for item in lists.entry_bytes(outside)
-            ]
         user_array = np.asarray(users, dtype=np.int64)
         cold = np.flatnonzero(user_array < 0)
-
         assert model.user_factors is not None
         queries = model.user_factors[np.maximum(user_array, 0)]  # a cold list is re-ranked below
-        result: RankedLists = yield functools.partial(
-            model.item_ranker.rank, queries, offsets, entries, threads=self.threads
-        )
+        lookup, ranker, threads = model.item_lookup, model.item_ranker, self.threads
+
+        def look_up_and_rank() -> tuple[RankedLists, NDArray[np.int64], NDArray[np.int64]]:
+            # The search call, so on the search thread (both steps release the GIL): the lists in
+            # CSR layout over catalogue rows, looked up where their bytes lie. An item outside
+            # the catalogue gets a negative entry of its own per distinct id, so the ranker keeps
+            # it once, in place.
+            entries = lookup.rows_in(lists)
+            outside = np.flatnonzero(entries < 0)
+            if outside.size:
+                codes: dict[bytes, int] = {}
+                entries[outside] = [
+                    -1 - codes.setdefault(item, len(codes)) for item in lists.entry_bytes(outside)
+                ]
+            return ranker.rank(queries, offsets, entries, threads=threads), entries, outside
+
+        result, entries, outside = yield look_up_and_rank
         order = result.order
         probability = result.softmax()  # warm users: the softmax of u.v over the list's catalogue items
         if cold.size:
