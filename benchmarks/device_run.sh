@@ -1,9 +1,10 @@
 #!/bin/bash
 # The prepared run for a lent many-core machine (no network there; its python3 has numpy, cmake,
 # ninja, pybind11 and scikit-build-core, not the job layer's boto3, smart_open or orjson): builds
-# the working tree, then issue 5's whole jobs on all cores, target 5 (threads, W2 in full) and
-# target 4's log-sum-exp at W1 (two of its cores, then one). Writes its tables to $OUT, the most
-# wanted first. About 5 minutes on 16 cores (session 9's tables: NOTES entry 48).
+# the working tree, then issue 5's whole jobs on all cores, the user-personalization job's kernel
+# on 16 threads (W1's shape, a job's batch against a long call) and target 5 (threads, W2).
+# Writes its tables to $OUT, the most wanted first. About 4 minutes on 16 cores (earlier runs:
+# NOTES entries 48 and 55).
 #
 # Here, before the call (the job layer's wheels for the machine's Python 3.12, 17 MB):
 #   echo /.whl/ >> .git/info/exclude
@@ -45,17 +46,15 @@ if python3 -c "import boto3, smart_open, orjson" 2> /dev/null; then
 fi
 
 cd benchmarks || exit 1
-# Target 5: W2 in full (20,000 queries), the curve 1-16 threads, the FMA loop beside each point.
-python3 thread_scaling.py --queries 20000 --threads 1,2,4,8,16 --repeat 3 | tee "$OUT/threads_w2_full.md"
-stamp threads-w2-full
-# Target 4: the log-sum-exp's overhead at W1 on two of its cores, then one, alternated with the
-# float path it is measured against (best of 5 each turn).
-for threads in 2 1; do
-  cores=$([ $threads = 2 ] && echo 0,1 || echo 0)
-  for turn in 1 2 3; do
-    for options in level=avx512 level=avx512,logsumexp; do
-      echo "threads $threads turn $turn $options: $(taskset -c $cores /tmp/bc/search_only W1 960 5 $threads $options | tail -1)"
-    done
+# The user-personalization job's kernel on all cores: the log-sum-exp path (and the float path
+# beside it) at W1's shape, per call of a job's batch (4,096 queries) and of 20,000, 16 threads
+# and one (best of 3 each): does a batch keep 16 cores as busy as a long call does?
+for options in level=avx512,logsumexp level=avx512; do
+  for queries in 4096 20000; do
+    for threads in 16 1; do /tmp/bc/search_only W1 $queries 3 $threads $options | tail -1; done
   done
-done | tee "$OUT/lse_w1_2of16.txt"
+done | tee "$OUT/w1_lse_16_threads.txt"
+stamp w1-16
+# Target 5: W2's shape, 16,000 queries, 1 and 16 threads, the FMA loop beside each.
+python3 thread_scaling.py --queries 16000 --threads 1,16 --repeat 3 | tee "$OUT/threads_w2.md"
 stamp total
