@@ -1,6 +1,6 @@
 #include "recbatch/row_texts.hpp"
 
-#include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 namespace recbatch {
@@ -60,20 +60,40 @@ void append_json_string(std::string_view utf8, std::string& out) {
     out.push_back('"');
 }
 
+namespace {
+
+// "00" to "99": a score's decimals are written two at a time.
+constexpr struct DigitPairs {
+    char text[200] = {};
+    constexpr DigitPairs() {
+        for (int i = 0; i < 100; ++i) {
+            text[2 * i] = static_cast<char>('0' + i / 10);
+            text[2 * i + 1] = static_cast<char>('0' + i % 10);
+        }
+    }
+} kDigitPairs;
+
+}  // namespace
+
 void append_score(double score, std::string& out) {
-    if (!std::isfinite(score) || score < 0 || score >= 9.99999995) {
+    if (!(score >= 0 && score < 9.99999995)) {  // NaN fails too
         throw std::invalid_argument("scores must be finite, >= 0 and below 10 (they are probabilities)");
     }
-    // The default rounding mode rounds half to even, as NumPy's rint does.
-    const auto units = static_cast<std::int64_t>(std::nearbyint(score * 1e7));
-    char text[10] = {static_cast<char>('0' + units / 10000000), '.'};
-    std::int64_t fraction = units % 10000000;
-    for (int position = 8; position >= 2; --position, fraction /= 10) {
-        text[position] = static_cast<char>('0' + fraction % 10);
-    }
-    int end = 9;
-    while (end > 3 && text[end - 1] == '0') --end;  // keep "d.d" at least
-    out.append(text, static_cast<std::size_t>(end));
+    // score * 1e7 rounded half to even, as NumPy's rint does. A value in [0, 2^52) plus 2^52
+    // lands where the doubles are the integers, so the addition itself rounds it in the default
+    // rounding mode (half to even); std::nearbyint is a library call on baseline x86-64.
+    constexpr double kIntegers = 4503599627370496.0;  // 2^52
+    const auto units = static_cast<std::uint32_t>((score * 1e7 + kIntegers) - kIntegers);
+    const std::uint32_t fraction = units % 10000000, rest = fraction % 1000000;
+    // The digits from independent divisions (not a chain of them), the decimals in pairs.
+    char text[9] = {static_cast<char>('0' + units / 10000000), '.', static_cast<char>('0' + fraction / 1000000)};
+    std::memcpy(text + 3, kDigitPairs.text + 2 * (rest / 10000), 2);
+    std::memcpy(text + 5, kDigitPairs.text + 2 * (rest / 100 % 100), 2);
+    std::memcpy(text + 7, kDigitPairs.text + 2 * (rest % 100), 2);
+    // Trailing zeros dropped, one decimal kept: counted without a branch per digit.
+    const std::size_t zeros = (fraction % 10 == 0) + (fraction % 100 == 0) + (fraction % 1000 == 0) +
+                              (fraction % 10000 == 0) + (fraction % 100000 == 0) + (rest == 0);
+    out.append(text, 9 - zeros);
 }
 
 void append_score_array(const double* scores, const std::int64_t* rows, std::size_t n, std::string& out) {

@@ -18,6 +18,9 @@ class RowTexts {
 
     std::size_t size() const { return offsets_.size() - 1; }
 
+    // All the texts' bytes together.
+    std::size_t total_bytes() const { return bytes_.size(); }
+
     std::string_view text(std::size_t row) const {
         return {bytes_.data() + offsets_[row], static_cast<std::size_t>(offsets_[row + 1] - offsets_[row])};
     }
