@@ -37,7 +37,7 @@ def first_invalid_id(values: list[object], max_length: int) -> int:
     return _core.first_invalid_id(values, max_length)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # no ==: the fields are arrays
 class IdLists:
     """Lists of ids as UTF-8 byte spans of one buffer, in CSR layout: list ``i`` is the spans
     ``offsets[i]`` to ``offsets[i + 1]`` of ``starts`` / ``lengths`` (an empty list has none).
