@@ -186,19 +186,20 @@ def parse_records(lines: Sequence[bytes], family: Family) -> tuple[list[Record],
     fields = _FIELDS[family]
     list_field = fields[1] if len(fields) > 1 else ""
     scan = scan_id_lines(lines, fields[0], list_field, max_id_chars=MAX_ID_LENGTH, max_list=MAX_ITEM_LIST)
-    records: list[Record] = []
+    # Positional arguments: Record(input_json, error, user_id, item_id).
+    if fields[0] == "userId":
+        records = [Record(line, None, record_id) for line, record_id in zip(lines, scan.ids, strict=True)]
+    else:
+        records = [
+            Record(line, None, None, record_id) for line, record_id in zip(lines, scan.ids, strict=True)
+        ]
     parsed_lists: dict[int, list[str]] = {}  # the itemLists of records read by parse_record
-    by_user = fields[0] == "userId"
-    for position, (line, record_id) in enumerate(zip(lines, scan.ids, strict=True)):
-        if record_id is None:
-            record = parse_record(line, family)
-            if record.item_list is not None and record.error is None:
-                parsed_lists[position] = record.item_list
-        elif by_user:
-            record = Record(line, user_id=record_id)
-        else:
-            record = Record(line, item_id=record_id)
-        records.append(record)
+    if None in scan.ids:  # lines of another shape: a JSON parser reads them
+        for position, record_id in enumerate(scan.ids):
+            if record_id is None:
+                record = records[position] = parse_record(lines[position], family)
+                if record.item_list is not None and record.error is None:
+                    parsed_lists[position] = record.item_list
     if not list_field:
         return records, None
     return records, scan.lists.replace(parsed_lists)
