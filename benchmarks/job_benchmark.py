@@ -3,6 +3,7 @@
     python benchmarks/job_benchmark.py                 # 1,000,000 lines, 100,000 items, d=64, k=25
     python benchmarks/job_benchmark.py --lines 100000  # a quicker run
     python benchmarks/job_benchmark.py --recipe aws-similar-items   # itemId lines, the cosine index
+    python benchmarks/job_benchmark.py --recipe aws-personalized-ranking --unknown-items 0.01
 
 The job runs through the public client (import, create, wait), exactly as a user runs one. The
 kernel's share is the time during which an ItemIndex.search call (for personalized ranking,
@@ -50,6 +51,12 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=25)
     parser.add_argument("--recipe", default="aws-user-personalization")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--unknown-items",
+        type=float,
+        default=0.0,
+        help="personalized ranking: the share of itemList entries that are not in the catalogue",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="recbatch-job-bench-"))
@@ -63,7 +70,8 @@ def main() -> None:
             json.dumps({"userId": f"u{u}", "itemList": [f"i{i}" for i in items]}) + "\n"
             for u, items in zip(
                 rng.integers(0, args.users, size=args.lines),
-                rng.integers(0, args.items, size=(args.lines, 50)),
+                # Ids past the catalogue's last are unknown to the model: a share of unknown_items.
+                rng.integers(0, round(args.items / (1.0 - args.unknown_items)), size=(args.lines, 50)),
                 strict=True,
             )
         )

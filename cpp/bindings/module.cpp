@@ -306,7 +306,8 @@ std::unique_ptr<recbatch::RowTexts> json_string_texts(const py::handle& ids) {
 // rows' entries >= 0. The rows are written with the GIL released, into one buffer; then split
 // into one bytes object per row.
 py::list format_rows(const recbatch::RowTexts& texts, const Int64Array& indices, const py::object& scores,
-                     const py::bytes& head, const py::bytes& middle, const py::bytes& tail) {
+                     const py::bytes& head, const py::bytes& middle, const py::bytes& tail,
+                     const recbatch::RowTexts* extra) {
     require(indices.ndim() == 2, "indices must be a 2-D array (rows x k)");
     const auto n = static_cast<std::size_t>(indices.shape(0));
     const auto k = static_cast<std::size_t>(indices.shape(1));
@@ -333,7 +334,7 @@ py::list format_rows(const recbatch::RowTexts& texts, const Int64Array& indices,
         py::gil_scoped_release release;
         for (std::size_t i = 0; i < n; ++i) {
             buffer.append(head_text);
-            texts.append_array(rows + i * k, k, buffer);
+            texts.append_array(rows + i * k, k, buffer, extra);
             if (values != nullptr) {
                 buffer.append(middle_text);
                 recbatch::append_score_array(values + i * k, rows + i * k, k, buffer);
@@ -512,5 +513,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         .def_static("json_strings", &json_string_texts, py::arg("ids"))
         .def("__len__", &recbatch::RowTexts::size)
         .def("format_rows", &format_rows, py::arg("indices"), py::arg("scores"), py::arg("head"), py::arg("middle"),
-             py::arg("tail"));
+             py::arg("tail"), py::arg("extra").none(true));
 }

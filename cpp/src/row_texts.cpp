@@ -17,18 +17,21 @@ RowTexts::RowTexts(const std::vector<std::string_view>& texts) {
     }
 }
 
-void RowTexts::append_array(const std::int64_t* rows, std::size_t n, std::string& out) const {
+void RowTexts::append_array(const std::int64_t* rows, std::size_t n, std::string& out,
+                            const RowTexts* extra) const {
+    const std::size_t limit = size() + (extra != nullptr ? extra->size() : 0);
     out.push_back('[');
     bool first = true;
     for (std::size_t j = 0; j < n; ++j) {
         if (rows[j] < 0) continue;
-        if (static_cast<std::uint64_t>(rows[j]) >= size()) {
+        const auto row = static_cast<std::size_t>(rows[j]);
+        if (row >= limit) {
             throw std::out_of_range("row " + std::to_string(rows[j]) + " is past the last of " +
-                                    std::to_string(size()) + " texts");
+                                    std::to_string(limit) + " texts");
         }
         if (!first) out.push_back(',');
         first = false;
-        out.append(text(static_cast<std::size_t>(rows[j])));
+        out.append(row < size() ? text(row) : extra->text(row - size()));
     }
     out.push_back(']');
 }

@@ -66,4 +66,5 @@ class RowTexts:
         head: bytes,
         middle: bytes,
         tail: bytes,
+        extra: RowTexts | None,
     ) -> list[bytes]: ...

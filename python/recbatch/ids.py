@@ -191,16 +191,20 @@ class RowTexts:
         head: bytes = b"",
         middle: bytes = b"",
         tail: bytes = b"",
+        extra: RowTexts | None = None,
     ) -> list[bytes]:
         """One bytes object per row of ``indices`` (n, k).
 
         Each is ``head`` + ``[`` + the texts of the row's entries, comma-separated, + ``]``; with
         ``scores`` (n, k float64), then ``middle`` + ``[`` + the matching scores + ``]``; then
-        ``tail``. Entries below 0 (padding) are left out with their scores. Scores are written as
-        ``recbatch.jobs.records.format_scores`` does: fixed point, rounded to 7 decimals, trailing
-        zeros dropped; they must be finite, >= 0 and below 10 (ValueError). IndexError for an entry
-        >= len(self).
+        ``tail``. Entries below 0 (padding) are left out with their scores. An entry ``e >=
+        len(self)`` is ``extra``'s text ``e - len(self)`` (texts a few rows add, without copying
+        these). Scores are written as ``recbatch.jobs.records.format_scores`` does: fixed point,
+        rounded to 7 decimals, trailing zeros dropped; they must be finite, >= 0 and below 10
+        (ValueError). IndexError for an entry past both.
         """
         rows = np.ascontiguousarray(indices, dtype=np.int64)
         values = None if scores is None else np.ascontiguousarray(scores, dtype=np.float64)
-        return self._core.format_rows(rows, values, head, middle, tail)
+        return self._core.format_rows(
+            rows, values, head, middle, tail, None if extra is None else extra._core
+        )

@@ -108,6 +108,20 @@ def test_row_texts_join_rows_and_skip_padding() -> None:
     assert RowTexts([]).format_rows(np.full((1, 2), -1)) == [b"[]"]
 
 
+def test_row_texts_past_the_end_come_from_extra() -> None:
+    texts, extra = RowTexts([b"a", b"b"]), RowTexts([b"X", b"YY"])
+    indices = np.array([[3, 0, -1, 2], [1, 1, 3, -1]])
+    assert texts.format_rows(indices, extra=extra) == [b"[YY,a,X]", b"[b,b,YY]"]
+    assert texts.format_rows(indices, np.full((2, 4), 0.25), extra=extra, middle=b"|") == [
+        b"[YY,a,X]|[0.25,0.25,0.25]",
+        b"[b,b,YY]|[0.25,0.25,0.25]",
+    ]
+    with pytest.raises(IndexError, match="row 4 is past the last of 4 texts"):
+        texts.format_rows(np.array([[4]]), extra=extra)
+    with pytest.raises(IndexError, match="row 2 is past the last of 2 texts"):
+        texts.format_rows(np.array([[2]]))  # no extra: past the end is an error
+
+
 def test_row_texts_need_bytes_and_rows_in_range() -> None:
     with pytest.raises(TypeError, match=r"texts\[1\] must be bytes, got str"):
         RowTexts([b"a", "b"])  # type: ignore[list-item]

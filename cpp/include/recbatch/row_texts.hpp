@@ -26,8 +26,11 @@ class RowTexts {
     }
 
     // Appends "[" + the texts of rows[0..n), comma-separated, + "]"; rows below 0 are skipped.
-    // std::out_of_range for a row >= size().
-    void append_array(const std::int64_t* rows, std::size_t n, std::string& out) const;
+    // A row >= size() is extra's row - size() (texts that only some rows use, such as ids from
+    // the input that the catalogue lacks, without copying the catalogue's). std::out_of_range
+    // for a row past both.
+    void append_array(const std::int64_t* rows, std::size_t n, std::string& out,
+                      const RowTexts* extra = nullptr) const;
 
   private:
     std::string bytes_;

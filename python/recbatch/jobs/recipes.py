@@ -354,21 +354,21 @@ class Scorer:
         queries = model.user_factors[np.maximum(user_array, 0)]  # a cold list is re-ranked below
         lookup, ranker, threads = model.item_lookup, model.item_ranker, self.threads
 
-        def look_up_and_rank() -> tuple[RankedLists, NDArray[np.int64], NDArray[np.int64]]:
+        def look_up_and_rank() -> tuple[RankedLists, NDArray[np.int64], list[bytes]]:
             # The search call, so on the search thread (both steps release the GIL): the lists in
             # CSR layout over catalogue rows, looked up where their bytes lie. An item outside
-            # the catalogue gets a negative entry of its own per distinct id, so the ranker keeps
-            # it once, in place.
+            # the catalogue gets a negative entry of its own per distinct id (-1 - its place in
+            # `codes`), so the ranker keeps it once, in place.
             entries = lookup.rows_in(lists)
             outside = np.flatnonzero(entries < 0)
+            codes: dict[bytes, int] = {}
             if outside.size:
-                codes: dict[bytes, int] = {}
                 entries[outside] = [
                     -1 - codes.setdefault(item, len(codes)) for item in lists.entry_bytes(outside)
                 ]
-            return ranker.rank(queries, offsets, entries, threads=threads), entries, outside
+            return ranker.rank(queries, offsets, entries, threads=threads), entries, list(codes)
 
-        result, entries, outside = yield look_up_and_rank
+        result, entries, outside_ids = yield look_up_and_rank
         order = result.order
         probability = result.softmax()  # warm users: the softmax of u.v over the list's catalogue items
         if cold.size:
@@ -392,13 +392,16 @@ class Scorer:
             )
             probability[cold, :width] = share
 
-        # Each output slot's position in flat_items, -1 past the record's list.
+        # Each output slot's position in the lists' entries, -1 past the record's list; then its
+        # text's row: the catalogue's (written once per job), and past it the batch's own texts
+        # of the ids outside the catalogue.
         ranked_slots = np.where(order >= 0, offsets[:-1, None] + order, -1)
-        if outside.size:  # the input's own strings: an outside item is not in the catalogue
-            outputs = items_outputs(id_texts(lists.strings()), ranked_slots, probability)
-        else:  # every item is in the catalogue, whose texts are written already
-            catalogue_rows = np.where(ranked_slots >= 0, entries[np.maximum(ranked_slots, 0)], -1)
-            outputs = items_outputs(self._item_texts, catalogue_rows, probability)
+        outside_texts = None
+        if outside_ids:
+            outside_texts = id_texts([item.decode("utf-8", "surrogatepass") for item in outside_ids])
+            entries = np.where(entries >= 0, entries, len(self._item_texts) - 1 - entries)
+        text_rows = np.where(ranked_slots >= 0, entries[np.maximum(ranked_slots, 0)], -1)
+        outputs = items_outputs(self._item_texts, text_rows, probability, extra=outside_texts)
         for j, output in zip(ranked, outputs, strict=True):
             lines[positions[j]] = ok_line(records[j].input_json, output)
         return failed

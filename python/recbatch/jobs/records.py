@@ -240,13 +240,19 @@ def id_texts(ids: Sequence[str]) -> RowTexts:
 
 
 def items_outputs(
-    texts: RowTexts, indices: NDArray[np.int64], scores: NDArray[np.float64] | None = None
+    texts: RowTexts,
+    indices: NDArray[np.int64],
+    scores: NDArray[np.float64] | None = None,
+    *,
+    extra: RowTexts | None = None,
 ) -> list[bytes]:
     """:func:`items_output` (or with ``scores``, :func:`items_scores_output`) for each row of result
-    ``indices`` (ids from ``texts``); padding (-1) is left out, with its score."""
+    ``indices`` (ids from ``texts``, then ``extra``: see :meth:`RowTexts.format_rows`); padding (-1)
+    is left out, with its score."""
+    head = b'{"recommendedItems":'
     if scores is None:
-        return texts.format_rows(indices, head=b'{"recommendedItems":', tail=b"}")
-    return texts.format_rows(indices, scores, head=b'{"recommendedItems":', middle=b',"scores":', tail=b"}")
+        return texts.format_rows(indices, head=head, tail=b"}", extra=extra)
+    return texts.format_rows(indices, scores, head=head, middle=b',"scores":', tail=b"}", extra=extra)
 
 
 def users_outputs(texts: RowTexts, indices: NDArray[np.int64]) -> list[bytes]:
