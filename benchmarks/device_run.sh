@@ -35,7 +35,9 @@ if python3 -c "import boto3, smart_open, orjson" 2> /dev/null; then
     cp -r /tmp/rb /tmp/rb_old && cp .ab/old/*.py /tmp/rb_old/recbatch/jobs/
   fi
   # Personalized ranking: 200,000 lines (its job's thread, not the kernel, sets its pace).
-  for job in "aws-user-personalization" "aws-similar-items" "aws-personalized-ranking --lines 200000"; do
+  # Ranking twice: with every listed item in the catalogue, and with 1% unknown to it (entry 59).
+  for job in "aws-user-personalization" "aws-similar-items" "aws-personalized-ranking --lines 200000" \
+    "aws-personalized-ranking --lines 200000 --unknown-items 0.01"; do
     for tree in /tmp/rb /tmp/rb_old; do
       [ -d $tree ] || continue
       echo "## $job, package at $tree"
