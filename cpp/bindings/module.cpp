@@ -302,12 +302,12 @@ std::unique_ptr<recbatch::RowTexts> json_string_texts(const py::handle& ids) {
     return std::make_unique<recbatch::RowTexts>(views);
 }
 
-// Each result row of `indices` (n, k) as head + [texts] (+ middle + [scores]) + tail, for the
-// rows' entries >= 0. The rows are written with the GIL released, into one buffer; then split
-// into one bytes object per row.
+// Each result row of `indices` (n, k) as lead + prefixes[i] + head + [texts] (+ middle +
+// [scores]) + tail, for the rows' entries >= 0 (see recbatch::format_rows). The rows are written
+// with the GIL released, into one buffer; then split into one bytes object per row.
 py::list format_rows(const recbatch::RowTexts& texts, const Int64Array& indices, const py::object& scores,
-                     const py::bytes& head, const py::bytes& middle, const py::bytes& tail,
-                     const recbatch::RowTexts* extra) {
+                     const py::bytes& lead, const py::object& prefixes, const py::bytes& head,
+                     const py::bytes& middle, const py::bytes& tail, const recbatch::RowTexts* extra) {
     require(indices.ndim() == 2, "indices must be a 2-D array (rows x k)");
     const auto n = static_cast<std::size_t>(indices.shape(0));
     const auto k = static_cast<std::size_t>(indices.shape(1));
@@ -320,28 +320,30 @@ py::list format_rows(const recbatch::RowTexts& texts, const Int64Array& indices,
                     static_cast<std::size_t>(score_array.shape(1)) == k,
                 "scores must have the shape of indices");
     }
-    const std::string_view head_text(head), middle_text(middle), tail_text(tail);
-    const std::int64_t* rows = indices.data();
-    const double* values = scores.is_none() ? nullptr : score_array.data();
-    // Sized for texts of the average length and 7-decimal scores: few if any regrowths (each
-    // one copies everything written so far).
-    const std::size_t average_text = texts.size() == 0 ? 0 : texts.total_bytes() / texts.size();
+    // The prefixes as a tuple: it holds them while the GIL is released, whatever happens to the
+    // caller's sequence meanwhile.
+    py::tuple prefix_tuple;
+    std::vector<std::string_view> prefix_views;
+    if (!prefixes.is_none()) {
+        prefix_tuple = py::tuple(prefixes);
+        require(prefix_tuple.size() == n, "prefixes must hold one bytes object per row of indices");
+        prefix_views.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            PyObject* item = PyTuple_GET_ITEM(prefix_tuple.ptr(), static_cast<Py_ssize_t>(i));
+            if (!PyBytes_Check(item)) {
+                throw py::type_error("prefixes[" + std::to_string(i) + "] must be bytes, got " + Py_TYPE(item)->tp_name);
+            }
+            prefix_views.emplace_back(PyBytes_AS_STRING(item), static_cast<std::size_t>(PyBytes_GET_SIZE(item)));
+        }
+    }
+    const recbatch::RowFormat format{std::string_view(lead), std::string_view(head), std::string_view(middle),
+                                     std::string_view(tail)};
     std::string buffer;
-    buffer.reserve(n * (head_text.size() + middle_text.size() + tail_text.size() + 4) +
-                   n * k * (average_text + 1 + (values != nullptr ? 10 : 0)));
     std::vector<std::size_t> ends(n);
     {
         py::gil_scoped_release release;
-        for (std::size_t i = 0; i < n; ++i) {
-            buffer.append(head_text);
-            texts.append_array(rows + i * k, k, buffer, extra);
-            if (values != nullptr) {
-                buffer.append(middle_text);
-                recbatch::append_score_array(values + i * k, rows + i * k, k, buffer);
-            }
-            buffer.append(tail_text);
-            ends[i] = buffer.size();
-        }
+        recbatch::format_rows(texts, extra, indices.data(), scores.is_none() ? nullptr : score_array.data(), n, k,
+                              format, prefixes.is_none() ? nullptr : prefix_views.data(), buffer, ends.data());
     }
     py::list lines(n);
     std::size_t start = 0;
@@ -512,6 +514,6 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
              py::arg("texts"))
         .def_static("json_strings", &json_string_texts, py::arg("ids"))
         .def("__len__", &recbatch::RowTexts::size)
-        .def("format_rows", &format_rows, py::arg("indices"), py::arg("scores"), py::arg("head"), py::arg("middle"),
-             py::arg("tail"), py::arg("extra").none(true));
+        .def("format_rows", &format_rows, py::arg("indices"), py::arg("scores"), py::arg("lead"),
+             py::arg("prefixes"), py::arg("head"), py::arg("middle"), py::arg("tail"), py::arg("extra").none(true));
 }

@@ -63,6 +63,8 @@ class RowTexts:
         self,
         indices: NDArray[np.int64],
         scores: NDArray[np.float64] | None,
+        lead: bytes,
+        prefixes: Sequence[bytes] | None,
         head: bytes,
         middle: bytes,
         tail: bytes,

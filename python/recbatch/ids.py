@@ -192,12 +192,15 @@ class RowTexts:
         middle: bytes = b"",
         tail: bytes = b"",
         extra: RowTexts | None = None,
+        lead: bytes = b"",
+        prefixes: Sequence[bytes] | None = None,
     ) -> list[bytes]:
         """One bytes object per row of ``indices`` (n, k).
 
-        Each is ``head`` + ``[`` + the texts of the row's entries, comma-separated, + ``]``; with
+        Each is ``lead``, then with ``prefixes`` (one bytes object per row) the row's prefix, then
+        ``head`` + ``[`` + the texts of the row's entries, comma-separated, + ``]``; with
         ``scores`` (n, k float64), then ``middle`` + ``[`` + the matching scores + ``]``; then
-        ``tail``. Entries below 0 (padding) are left out with their scores. An entry ``e >=
+        ``tail``. So a job writes whole output lines, its input lines as the prefixes. Entries below 0 (padding) are left out with their scores. An entry ``e >=
         len(self)`` is ``extra``'s text ``e - len(self)`` (texts a few rows add, without copying
         these). Scores are written as ``recbatch.jobs.records.format_scores`` does: fixed point,
         rounded to 7 decimals, trailing zeros dropped; they must be finite, >= 0 and below 10
@@ -206,5 +209,5 @@ class RowTexts:
         rows = np.ascontiguousarray(indices, dtype=np.int64)
         values = None if scores is None else np.ascontiguousarray(scores, dtype=np.float64)
         return self._core.format_rows(
-            rows, values, head, middle, tail, None if extra is None else extra._core
+            rows, values, lead, prefixes, head, middle, tail, None if extra is None else extra._core
         )

@@ -19,13 +19,13 @@ from recbatch.jobs.records import (
     format_score_rows,
     format_scores,
     id_texts,
+    items_lines,
     items_output,
-    items_outputs,
     items_scores_output,
     ok_line,
     parse_record,
+    users_lines,
     users_output,
-    users_outputs,
 )
 from recbatch.model import Family
 
@@ -246,45 +246,75 @@ _SCORES = st.one_of(
 
 @settings(max_examples=150, deadline=None)
 @given(
-    ids=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=30, unique=True),
+    # Short ids and long ones (written by different moves), with quotes, backslashes, control
+    # characters and any Unicode: the JSON texts are orjson's.
+    ids=st.lists(
+        st.text(min_size=1, max_size=12) | st.text(min_size=13, max_size=40),
+        min_size=1,
+        max_size=30,
+        unique=True,
+    ),
     data=st.data(),
 )
-def test_batch_outputs_match_the_per_record_formatters(ids: list[str], data: st.DataObject) -> None:
-    # ids with quotes, backslashes, control characters and any Unicode: the JSON texts are orjson's.
+def test_batch_lines_match_the_per_record_formatters(ids: list[str], data: st.DataObject) -> None:
     n = data.draw(st.integers(0, 6))
     k = data.draw(st.integers(1, 8))
     rows = data.draw(
         st.lists(st.lists(st.integers(-1, len(ids) - 1), min_size=k, max_size=k), min_size=n, max_size=n)
     )
     values = data.draw(st.lists(st.lists(_SCORES, min_size=k, max_size=k), min_size=n, max_size=n))
+    inputs = data.draw(st.lists(st.binary(max_size=60), min_size=n, max_size=n))
     indices = np.array(rows, dtype=np.int64).reshape(n, k)
     scores = np.array(values, dtype=np.float64).reshape(n, k)
     scores[indices < 0] = np.nan  # padding's scores are never read
     texts = id_texts(ids)
-    with_scores = items_outputs(texts, indices, scores)
-    without = items_outputs(texts, indices)
-    users = users_outputs(texts, indices)
+    with_scores = items_lines(inputs, texts, indices, scores)
+    without = items_lines(inputs, texts, indices)
+    users = users_lines(inputs, texts, indices)
     for i in range(n):
         kept = indices[i][indices[i] >= 0]
         row_ids = [ids[r] for r in kept]
         row_scores = format_score_rows(scores[i][indices[i] >= 0], [kept.size])[0]
-        assert with_scores[i] == items_scores_output(row_ids, row_scores)
-        assert without[i] == items_output(row_ids)
-        assert users[i] == users_output(row_ids)
-        assert orjson.loads(with_scores[i])["recommendedItems"] == row_ids
+        assert with_scores[i] == ok_line(inputs[i], items_scores_output(row_ids, row_scores))
+        assert without[i] == ok_line(inputs[i], items_output(row_ids))
+        assert users[i] == ok_line(inputs[i], users_output(row_ids))
+
+
+def test_batch_lines_are_json_lines() -> None:
+    # A batch as a job writes one: many rows, so the buffer grows while they are written.
+    rng = np.random.default_rng(7)
+    ids = [f"item-{i}" * (1 + i % 5) for i in range(500)]
+    indices = rng.integers(-1, len(ids), (300, 50))
+    scores = rng.dirichlet(np.ones(50), 300)
+    inputs = [orjson.dumps({"userId": f"u{i}", "itemList": ids[: i % 7]}) for i in range(300)]
+    lines = items_lines(inputs, id_texts(ids), indices, scores)
+    for i, line in enumerate(lines):
+        assert line.endswith(b"\n")
+        record = orjson.loads(line)
+        kept = indices[i] >= 0
+        assert record["input"] == orjson.loads(inputs[i])
+        assert record["error"] is None
+        assert record["output"]["recommendedItems"] == [ids[r] for r in indices[i][kept]]
+        assert record["output"]["scores"] == pytest.approx(scores[i][kept], abs=5e-8)
 
 
 def test_batch_outputs_reject_what_the_formatters_reject() -> None:
     texts = id_texts(["a", "b"])
     for bad in (np.nan, np.inf, -0.5, 10.0, 9.99999995):
         with pytest.raises(ValueError, match="scores must be finite, >= 0 and below 10"):
-            items_outputs(texts, np.array([[0, 1]]), np.array([[0.5, bad]]))
+            items_lines([b"{}"], texts, np.array([[0, 1]]), np.array([[0.5, bad]]))
     with pytest.raises(IndexError, match="row 2 is past the last of 2 texts"):
-        items_outputs(texts, np.array([[0, 2]]))
+        items_lines([b"{}"], texts, np.array([[0, 2]]))
     with pytest.raises(ValueError, match="scores must have the shape of indices"):
-        items_outputs(texts, np.array([[0, 1]]), np.array([[0.5]]))
+        items_lines([b"{}"], texts, np.array([[0, 1]]), np.array([[0.5]]))
+    with pytest.raises(ValueError, match="prefixes must hold one bytes object per row of indices"):
+        items_lines([b"{}", b"{}"], texts, np.array([[0, 1]]))
+    with pytest.raises(TypeError, match=r"prefixes\[0\] must be bytes, got str"):
+        items_lines(["{}"], texts, np.array([[0, 1]]))  # type: ignore[list-item]
 
 
 def test_ids_that_utf8_cannot_hold_are_escaped() -> None:
     texts = id_texts(["\ud800x", "ok"])
-    assert items_outputs(texts, np.array([[0, 1]])) == [b'{"recommendedItems":["\\ud800x","ok"]}']
+    assert items_lines([b"1"], texts, np.array([[0, 1]])) == [
+        b'{"input":1,"output":{"recommendedItems":["\\ud800x","ok"]},"error":null}\n'
+    ]

@@ -37,11 +37,11 @@ from recbatch.jobs.records import (
     error_line,
     format_score_rows,
     id_texts,
+    items_lines,
     items_output,
-    items_outputs,
     items_scores_output,
     ok_line,
-    users_outputs,
+    users_lines,
 )
 from recbatch.model import Family, Model, ModelError
 from recbatch.ranking import RankedLists, rank_by_value
@@ -236,9 +236,11 @@ class Scorer:
             # Padding (-1, score -inf) gives 0 or NaN here and is left out of the output.
             with np.errstate(invalid="ignore"):
                 probabilities = np.exp(result.scores.astype(np.float64) - result.logsumexp[:, None])
-            outputs = items_outputs(self._item_texts, result.indices, probabilities)
-            for j, output in zip(warm, outputs, strict=True):
-                lines[positions[j]] = ok_line(records[j].input_json, output)
+            inputs = [records[j].input_json for j in warm]
+            for j, line in zip(
+                warm, items_lines(inputs, self._item_texts, result.indices, probabilities), strict=True
+            ):
+                lines[positions[j]] = line
         return failed
 
     def _popular_items(self, records: list[Record], positions: list[int], lines: list[bytes]) -> int:
@@ -288,7 +290,9 @@ class Scorer:
             return failed
         k = min(self.num_results, model.n_items - 1)
         if k < 1:  # a one-item catalogue: nothing is related to its only item
-            outputs = [items_output([])] * len(known)
+            nothing = items_output([])
+            for j in known:
+                lines[positions[j]] = ok_line(records[j].input_json, nothing)
         else:
             query_rows = np.asarray(rows, dtype=np.int64)
             queries = model.unit_item_factors[query_rows]
@@ -297,9 +301,9 @@ class Scorer:
             result: TopKResult = yield functools.partial(
                 model.cosine_index.search, queries, k, exclude=exclude, threads=self.threads
             )
-            outputs = items_outputs(self._item_texts, result.indices)
-        for j, output in zip(known, outputs, strict=True):
-            lines[positions[j]] = ok_line(records[j].input_json, output)
+            inputs = [records[j].input_json for j in known]
+            for j, line in zip(known, items_lines(inputs, self._item_texts, result.indices), strict=True):
+                lines[positions[j]] = line
         return failed
 
     def _user_segmentation(
@@ -317,8 +321,9 @@ class Scorer:
         result: TopKResult = yield functools.partial(
             model.user_index.search, queries, k, threads=self.threads
         )
-        for j, output in zip(known, users_outputs(self._user_texts, result.indices), strict=True):
-            lines[positions[j]] = ok_line(records[j].input_json, output)
+        inputs = [records[j].input_json for j in known]
+        for j, line in zip(known, users_lines(inputs, self._user_texts, result.indices), strict=True):
+            lines[positions[j]] = line
         return failed
 
     def _personalized_ranking(
@@ -401,7 +406,8 @@ class Scorer:
             outside_texts = id_texts([item.decode("utf-8", "surrogatepass") for item in outside_ids])
             entries = np.where(entries >= 0, entries, len(self._item_texts) - 1 - entries)
         text_rows = np.where(ranked_slots >= 0, entries[np.maximum(ranked_slots, 0)], -1)
-        outputs = items_outputs(self._item_texts, text_rows, probability, extra=outside_texts)
-        for j, output in zip(ranked, outputs, strict=True):
-            lines[positions[j]] = ok_line(records[j].input_json, output)
+        inputs = [records[j].input_json for j in ranked]
+        outputs = items_lines(inputs, self._item_texts, text_rows, probability, extra=outside_texts)
+        for j, line in zip(ranked, outputs, strict=True):
+            lines[positions[j]] = line
         return failed

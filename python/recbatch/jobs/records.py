@@ -36,14 +36,14 @@ __all__ = [
     "format_score_rows",
     "format_scores",
     "id_texts",
+    "items_lines",
     "items_output",
-    "items_outputs",
     "items_scores_output",
     "ok_line",
     "parse_record",
     "parse_records",
+    "users_lines",
     "users_output",
-    "users_outputs",
 ]
 
 # Stable error codes: an error string is "<CODE>: <explanation>". Consumers may match the code.
@@ -209,9 +209,15 @@ def parse_records(lines: Sequence[bytes], family: Family) -> tuple[list[Record],
 # Output
 
 
+# A successful line's parts (items_lines and users_lines write them in the extension).
+_OK_LEAD = b'{"input":'
+_OK_OUTPUT = b',"output":'
+_OK_TAIL = b',"error":null}\n'
+
+
 def ok_line(input_json: bytes, output: bytes) -> bytes:
     """A successful output line (newline included); ``output`` is the output object's JSON."""
-    return b'{"input":' + input_json + b',"output":' + output + b',"error":null}\n'
+    return _OK_LEAD + input_json + _OK_OUTPUT + output + _OK_TAIL
 
 
 def error_line(input_json: bytes, error: str) -> bytes:
@@ -235,29 +241,44 @@ def users_output(user_ids: list[str]) -> bytes:
 
 
 def id_texts(ids: Sequence[str]) -> RowTexts:
-    """Each id's JSON text, as the outputs write it, by row: for :func:`items_outputs` and :func:`users_outputs`."""
+    """Each id's JSON text, as the outputs write it, by row: for :func:`items_lines` and :func:`users_lines`."""
     return RowTexts.json_strings(ids)
 
 
-def items_outputs(
+def items_lines(
+    inputs: Sequence[bytes],
     texts: RowTexts,
     indices: NDArray[np.int64],
     scores: NDArray[np.float64] | None = None,
     *,
     extra: RowTexts | None = None,
 ) -> list[bytes]:
-    """:func:`items_output` (or with ``scores``, :func:`items_scores_output`) for each row of result
-    ``indices`` (ids from ``texts``, then ``extra``: see :meth:`RowTexts.format_rows`); padding (-1)
-    is left out, with its score."""
-    head = b'{"recommendedItems":'
+    """``ok_line(inputs[i], output)`` for each row i of result ``indices``, the output
+    :func:`items_output` (or with ``scores``, :func:`items_scores_output`) of the row's ids (from
+    ``texts``, then ``extra``: see :meth:`RowTexts.format_rows`); padding (-1) is left out, with
+    its score. The lines are written whole in the extension: no output object per record."""
+    head = _OK_OUTPUT + b'{"recommendedItems":'
+    tail = b"}" + _OK_TAIL
     if scores is None:
-        return texts.format_rows(indices, head=head, tail=b"}", extra=extra)
-    return texts.format_rows(indices, scores, head=head, middle=b',"scores":', tail=b"}", extra=extra)
+        return texts.format_rows(indices, lead=_OK_LEAD, prefixes=inputs, head=head, tail=tail, extra=extra)
+    return texts.format_rows(
+        indices,
+        scores,
+        lead=_OK_LEAD,
+        prefixes=inputs,
+        head=head,
+        middle=b',"scores":',
+        tail=tail,
+        extra=extra,
+    )
 
 
-def users_outputs(texts: RowTexts, indices: NDArray[np.int64]) -> list[bytes]:
-    """:func:`users_output` for each row of result ``indices`` (ids from ``texts``); padding left out."""
-    return texts.format_rows(indices, head=b'{"usersList":', tail=b"}")
+def users_lines(inputs: Sequence[bytes], texts: RowTexts, indices: NDArray[np.int64]) -> list[bytes]:
+    """``ok_line(inputs[i], users_output(...))`` for each row i of result ``indices`` (ids from
+    ``texts``); padding left out."""
+    return texts.format_rows(
+        indices, lead=_OK_LEAD, prefixes=inputs, head=_OK_OUTPUT + b'{"usersList":', tail=b"}" + _OK_TAIL
+    )
 
 
 _DECIMALS = 7
