@@ -1,5 +1,6 @@
 #include "recbatch/id_lines.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace recbatch {
@@ -186,6 +187,13 @@ IdLineScan scan_id_lines(std::string_view buffer, const std::int64_t* line_ends,
     out.id_length.reserve(lines);
     out.list_offsets.reserve(lines + 1);
     out.list_offsets.push_back(0);
+    if (!shape.list_field.empty()) {
+        // Room for every entry the lines can hold, so that the lists never move while they grow:
+        // a list has one entry more than its commas.
+        const auto bound = static_cast<std::size_t>(std::count(buffer.begin(), buffer.end(), ',')) + lines;
+        out.entry_start.reserve(bound);
+        out.entry_length.reserve(bound);
+    }
     LineScanner scanner(buffer, shape, out);
     std::int64_t begin = 0;
     for (std::size_t i = 0; i < lines; ++i) {
