@@ -223,6 +223,45 @@ def test_ranking_batch_of_warm_and_cold_users(tmp_path: Path, arrays: dict[str, 
         ref.assert_scores_close(line["output"]["scores"], [probability[i] for i in got])
 
 
+def test_ranking_batch_with_failures_between_ranked_records(tmp_path: Path) -> None:
+    # Without item_popularity an unknown user fails; bad lines fail too. Every other line of the
+    # batch is still ranked, and each output line stays in its input's place.
+    arrays = model_arrays(80, 400, 16, seed=11, popularity=False)
+    scorer = Scorer(_model(tmp_path, arrays), Family.PERSONALIZED_RANKING, 25)
+    rng = np.random.default_rng(21)
+    requests: list[dict[str, Any] | bytes] = []
+    for r in range(30):
+        items = [f"i{i}" for i in rng.integers(0, 400, int(rng.integers(1, 30)))]
+        if r % 5 == 1:
+            requests.append({"userId": f"stranger{r}", "itemList": items})
+        elif r % 7 == 3:
+            requests.append(b'{"userId": "u1", "itemList": [')  # not JSON
+        else:
+            requests.append({"userId": f"u{r}", "itemList": items})
+    out = _run(scorer, requests)
+    for request, line in zip(requests, out, strict=True):
+        if isinstance(request, bytes):
+            assert line["error"].startswith("INVALID_JSON")
+        elif request["userId"].startswith("stranger"):
+            assert line["input"] == request
+            assert line["error"].startswith(f"UNKNOWN_USER: userId '{request['userId']}' is not in the model")
+        else:
+            assert line["input"] == request and line["error"] is None
+            expected_ids, expected_scores = ref.ranking(arrays, request["userId"], request["itemList"])
+            exact = dict(
+                zip(
+                    arrays["item_ids"].tolist(),
+                    ref.item_scores(arrays, request["userId"]).tolist(),
+                    strict=True,
+                )
+            )
+            ref.assert_same_ranking(line["output"]["recommendedItems"], expected_ids, exact)
+            probability = dict(zip(expected_ids, expected_scores, strict=True))
+            ref.assert_scores_close(
+                line["output"]["scores"], [probability[i] for i in line["output"]["recommendedItems"]]
+            )
+
+
 def test_user_segmentation(tmp_path: Path, arrays: dict[str, NDArray[Any]]) -> None:
     scorer = Scorer(_model(tmp_path, arrays), Family.USER_SEGMENTATION, 15)
     items = [f"i{i}" for i in range(0, 400, 13)]

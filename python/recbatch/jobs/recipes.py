@@ -332,28 +332,28 @@ class Scorer:
         model = self.model
         popularity = model.item_popularity
         failed = 0
-        ranked: list[int] = []  # positions in records
-        users: list[int] = []  # user row, -1 for a cold user ranked by popularity
-        user_rows = model.user_lookup.rows([record.user_id or "" for record in records]).tolist()
-        for j, record in enumerate(records):
-            user = user_rows[j]
-            if user < 0 and popularity is None:
+        user_array = model.user_lookup.rows([record.user_id or "" for record in records])
+        ranked: list[int] = list(range(len(records)))  # positions in records
+        if popularity is None and (cold_users := np.flatnonzero(user_array < 0)).size:
+            for j in cold_users.tolist():
+                record = records[j]
                 lines[positions[j]] = error_line(
                     record.input_json,
                     f"{UNKNOWN_USER}: userId {_quote(record.user_id or '')} is not in the model, "
                     f"and the model has no item_popularity to rank by",
                 )
-                failed += 1
-                continue
-            ranked.append(j)
-            users.append(user)
+            failed = int(cold_users.size)
+            ranked = np.flatnonzero(user_array >= 0).tolist()
+            user_array = user_array[ranked]
         if not ranked:
             return failed
 
-        lists = item_lists.take(np.asarray([positions[j] for j in ranked], dtype=np.int64))
+        # The batch's lists themselves when every record of the batch is ranked (the usual case).
+        taken = [positions[j] for j in ranked]
+        in_place = len(taken) == len(item_lists) and taken[-1] == len(taken) - 1
+        lists = item_lists if in_place else item_lists.take(np.asarray(taken, dtype=np.int64))
         offsets = lists.offsets
         counts = np.diff(offsets)
-        user_array = np.asarray(users, dtype=np.int64)
         cold = np.flatnonzero(user_array < 0)
         assert model.user_factors is not None
         queries = model.user_factors[np.maximum(user_array, 0)]  # a cold list is re-ranked below
@@ -408,6 +408,9 @@ class Scorer:
         text_rows = np.where(ranked_slots >= 0, entries[np.maximum(ranked_slots, 0)], -1)
         inputs = [records[j].input_json for j in ranked]
         outputs = items_lines(inputs, self._item_texts, text_rows, probability, extra=outside_texts)
-        for j, line in zip(ranked, outputs, strict=True):
-            lines[positions[j]] = line
+        if in_place:
+            lines[:] = outputs
+        else:
+            for j, line in zip(ranked, outputs, strict=True):
+                lines[positions[j]] = line
         return failed
