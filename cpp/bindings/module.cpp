@@ -24,6 +24,7 @@
 #include "recbatch/id_lines.hpp"
 #include "recbatch/packed_items.hpp"
 #include "recbatch/rank_lists.hpp"
+#include "recbatch/ranking_lines.hpp"
 #include "recbatch/row_texts.hpp"
 #include "recbatch/search.hpp"
 #include "recbatch/simd_level.hpp"
@@ -354,6 +355,52 @@ py::list format_rows(const recbatch::RowTexts& texts, const Int64Array& indices,
     return lines;
 }
 
+// A personalized-ranking batch's lines (their bytes joined, and where each ends) ranked and
+// written where they have the common shape and a known user (recbatch/ranking_lines.hpp): one
+// bytes object per input line, None for a line left to the caller. The GIL is released
+// throughout; every input is immutable or owned by the caller, who keeps it.
+py::list rank_ranking_lines(const recbatch::IdIndex& users, const recbatch::IdIndex& items,
+                            const FloatArray& user_factors, const FloatArray& item_factors,
+                            const recbatch::RowTexts& item_texts, const py::bytes& buffer, const Int64Array& line_ends,
+                            std::int64_t max_id_chars, std::int64_t max_list, std::int64_t threads) {
+    require(user_factors.ndim() == 2 && item_factors.ndim() == 2 && user_factors.shape(1) == item_factors.shape(1),
+            "user_factors and item_factors must be 2-D arrays of one dimension");
+    require(static_cast<std::size_t>(user_factors.shape(0)) == users.size() &&
+                static_cast<std::size_t>(item_factors.shape(0)) == items.size() && item_texts.size() == items.size(),
+            "user_factors, item_factors and item_texts must have a row per id");
+    require(line_ends.ndim() == 1, "line_ends must be a 1-D array");
+    require(max_id_chars >= 1 && max_list >= 1 && threads >= 1, "max_id_chars, max_list and threads must be >= 1");
+    recbatch::RankingModel model;
+    model.users = &users;
+    model.items = &items;
+    model.user_factors = user_factors.data();
+    model.item_factors = item_factors.data();
+    model.dim = static_cast<std::size_t>(item_factors.shape(1));
+    model.item_texts = &item_texts;
+    model.max_id_chars = static_cast<std::size_t>(max_id_chars);
+    model.max_list = static_cast<std::size_t>(max_list);
+    const std::string_view bytes(PyBytes_AS_STRING(buffer.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(buffer.ptr())));
+    const auto lines = static_cast<std::size_t>(line_ends.shape(0));
+    recbatch::RankedLines ranked;
+    try {
+        py::gil_scoped_release release;
+        recbatch::rank_ranking_lines(model, bytes, line_ends.data(), lines, static_cast<std::size_t>(threads), ranked);
+    } catch (const std::invalid_argument& error) {
+        throw py::value_error(error.what());
+    }
+    py::list out(lines);
+    std::size_t start = 0, r = 0;
+    for (std::size_t i = 0; i < lines; ++i) {
+        if (ranked.done[i] == 0) {
+            out[i] = py::none();
+            continue;
+        }
+        out[i] = py::bytes(ranked.text.data() + start, ranked.ends[r] - start);
+        start = ranked.ends[r++];
+    }
+    return out;
+}
+
 // Candidate lists ranked by the inner products with their queries (or by given item values
 // when `queries` is None): (order, scores, logsumexp), see recbatch/rank_lists.hpp. The Python
 // layer has checked dtypes and finiteness; the shapes and offsets are checked here.
@@ -442,6 +489,9 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         },
         py::arg("reset") = false,
         "Counters of the int8 screening pass (levels avx2_int8, avx512_vnni, amx_int8) summed over this process's searches.");
+    m.def("rank_ranking_lines", &rank_ranking_lines, py::arg("users"), py::arg("items"), py::arg("user_factors"),
+          py::arg("item_factors"), py::arg("item_texts"), py::arg("buffer"), py::arg("line_ends"),
+          py::arg("max_id_chars"), py::arg("max_list"), py::arg("threads"));
     m.def("rank_lists", &rank_lists, py::arg("queries"), py::arg("items"), py::arg("item_values"), py::arg("offsets"),
           py::arg("entries"), py::arg("threads"));
     py::class_<ItemIndex>(m, "ItemIndex")

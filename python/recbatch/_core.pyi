@@ -27,6 +27,18 @@ def rank_lists(
     entries: NDArray[np.int64],
     threads: int,
 ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]: ...
+def rank_ranking_lines(
+    users: IdIndex,
+    items: IdIndex,
+    user_factors: NDArray[np.float32],
+    item_factors: NDArray[np.float32],
+    item_texts: RowTexts,
+    buffer: bytes,
+    line_ends: NDArray[np.int64],
+    max_id_chars: int,
+    max_list: int,
+    threads: int,
+) -> list[bytes | None]: ...
 
 class ItemIndex:
     def __init__(self, items: NDArray[np.float32], threads: int = 1) -> None: ...

@@ -10,15 +10,17 @@ softmax denominator over the list).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from recbatch import _core
+from recbatch.ids import IdIndex, RowTexts
 from recbatch.scoring import _as_matrix, _thread_count
 
-__all__ = ["CandidateRanker", "RankedLists", "rank_by_value"]
+__all__ = ["CandidateRanker", "RankedLists", "rank_by_value", "rank_ranking_lines"]
 
 
 @dataclass(frozen=True)
@@ -153,3 +155,42 @@ def rank_by_value(values: ArrayLike, indptr: ArrayLike, candidates: ArrayLike) -
     offsets, entries = _candidate_lists(indptr, candidates, item_values.size)
     order, scores, lse = _core.rank_lists(None, None, item_values, offsets, entries, 1)
     return RankedLists(order=order, scores=scores, logsumexp=lse)
+
+
+def rank_ranking_lines(
+    lines: Sequence[bytes],
+    *,
+    users: IdIndex,
+    items: IdIndex,
+    user_factors: NDArray[np.float32],
+    item_factors: NDArray[np.float32],
+    item_texts: RowTexts,
+    max_id_chars: int,
+    max_list: int,
+    threads: int | None = None,
+) -> list[bytes | None]:
+    """Personalized ranking's output lines for a batch of JSON input lines, read, ranked and
+    written in the extension with the GIL released, or None for a line left to the caller.
+
+    A line is done here when it has exactly the shape ``{"userId": ..., "itemList": [...]}``
+    that :func:`recbatch.ids.scan_id_lines` accepts and its user is one of ``users``. Its output
+    line is ``{"input":<line>,"output":{"recommendedItems":[...],"scores":[...]},"error":null}``
+    and a newline: the list's items of the catalogue by ``user . item`` descending (ties by the
+    lower row), each with its softmax share over them, then the other items in list order, with
+    0; a repeated item counts once. ``item_texts`` holds each item's JSON text, by row.
+    """
+    buffer = b"".join(lines)
+    ends = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+    np.cumsum(ends, out=ends)
+    return _core.rank_ranking_lines(
+        users._core,
+        items._core,
+        user_factors,
+        item_factors,
+        item_texts._core,
+        buffer,
+        ends,
+        max_id_chars,
+        max_list,
+        _thread_count(threads),
+    )

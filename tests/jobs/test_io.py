@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recbatch.jobs import io as jobio
 from recbatch.jobs.io import InputFile, JobIOError, OutputObject
@@ -193,6 +195,29 @@ def test_read_lines_bom_crlf_blank_and_compression(
     path = tmp_path / f"in.jsonl{suffix}"
     path.write_bytes(compress(LINES_RAW))
     assert list(jobio.read_lines(str(path))) == LINES
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    lines=st.lists(
+        st.sampled_from([b"", b" ", b"\t", b"a", b" b ", b"cc\r", b'{"userId": "u"}']), max_size=40
+    ),
+    chunk=st.integers(1, 12),
+    batch_size=st.integers(1, 7),
+)
+def test_read_records_batches_the_stripped_lines(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], chunk: int, batch_size: int
+) -> None:
+    # Lines split across reads; blank lines dropped, the others stripped, batched in order.
+    path = tmp_path_factory.mktemp("records") / "in.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    records = [line.strip() for line in lines if line.strip()]
+    expected = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jobio, "READ_CHUNK_BYTES", chunk)
+        assert list(jobio.read_records(str(path), batch_size)) == expected
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        jobio.read_records(str(path), 0)
 
 
 def test_read_lines_final_newline_and_empty_file(tmp_path: Path) -> None:

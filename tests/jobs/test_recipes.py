@@ -30,6 +30,10 @@ def _run(scorer: Scorer, lines: Sequence[dict[str, Any] | bytes]) -> list[dict[s
     # The job's path: the batch read by parse_records (itemLists as spans), the same lines out.
     batched = scorer.score(*parse_records(raw, scorer.family))
     assert (batched.lines, batched.failed) == (batch.lines, batch.failed)
+    # And the job's own call, from the lines (personalized ranking: most of them in one call to
+    # the extension).
+    by_lines = scorer.score_lines(raw)
+    assert (by_lines.lines, by_lines.failed) == (batch.lines, batch.failed)
     assert len(batch.lines) == len(records)
     decoded = [orjson.loads(line) for line in batch.lines]
     assert batch.failed == sum(d["error"] is not None for d in decoded)
@@ -313,7 +317,7 @@ def test_one_search_per_batch(
     monkeypatch.setattr(recbatch.ItemIndex, "search", counting)
     scorer = Scorer(_model(tmp_path, arrays), family, 5)
     out = _run(scorer, [line] * 300 + [{"userId": "unknown", "itemId": "unknown"}])
-    assert calls == [300, 300]  # one search per batch, for each of _run's two ways of reading it
+    assert calls == [300, 300, 300]  # one search per batch, for each of _run's three ways of reading it
     assert len(out) == 301
 
 

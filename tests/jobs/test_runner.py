@@ -369,15 +369,15 @@ def test_streaming_keeps_memory_bounded(
     written = 0
     in_flight: list[int] = []
 
-    def lines(uri: str, *, kms_key_arn: str | None = None) -> Iterator[bytes]:
+    def lines(uri: str) -> Iterator[list[bytes]]:  # the file's reads, a line each
         nonlocal yielded
         for i in range(total):
             if i % 7 == 0:
-                yield b"   "  # blank lines are skipped: no record, no output line
+                yield [b"   "]  # blank lines are skipped: no record, no output line
                 continue
             yielded += 1
             in_flight.append(yielded - written)
-            yield orjson.dumps({"userId": f"u{i % 50}"})
+            yield [orjson.dumps({"userId": f"u{i % 50}"})]
 
     real_write = jobio.OutputObject.write
 
@@ -386,7 +386,7 @@ def test_streaming_keeps_memory_bounded(
         written += data.count(b"\n")  # one output line per record
         real_write(self, data)
 
-    monkeypatch.setattr(jobio, "read_lines", lines)
+    monkeypatch.setattr(jobio, "_iter_line_chunks", lines)
     monkeypatch.setattr(jobio.OutputObject, "write", counting_write)
     write_lines(tmp_path / "in.jsonl", [{"userId": "u1"}])  # listed; its lines come from the generator
     result = run_batch_inference_job(

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from recbatch.ids import IdLists
 from recbatch.jobs.records import (
+    MAX_ITEM_LIST,
     UNKNOWN_ITEM,
     UNKNOWN_USER,
     Record,
@@ -41,10 +42,11 @@ from recbatch.jobs.records import (
     items_output,
     items_scores_output,
     ok_line,
+    parse_records,
     users_lines,
 )
-from recbatch.model import Family, Model, ModelError
-from recbatch.ranking import RankedLists, rank_by_value
+from recbatch.model import MAX_ID_LENGTH, Family, Model, ModelError
+from recbatch.ranking import RankedLists, rank_by_value, rank_ranking_lines
 from recbatch.scoring import TopKResult
 
 __all__ = ["ScoredBatch", "Scorer", "ScoringSteps", "SearchCall", "records_per_batch"]
@@ -173,6 +175,41 @@ class Scorer:
         gives them (personalized ranking); without it, each record's ``item_list``.
         """
         return _run_here(self.steps(records, item_lists))
+
+    def score_lines(self, lines: Sequence[bytes]) -> ScoredBatch:
+        """:meth:`score` for a batch of input lines (stripped, not blank): what a job does."""
+        return _run_here(self.steps_for_lines(lines))
+
+    def steps_for_lines(self, lines: Sequence[bytes]) -> ScoringSteps:
+        """:meth:`score_lines` in steps, as :meth:`steps`.
+
+        Personalized ranking reads, ranks and writes the lines of the common shape whose user is
+        known in one call that releases the GIL: the yielded one, so on the job's search thread.
+        The other lines (rare) go through :meth:`steps` on this thread afterwards.
+        """
+        if self.family is not Family.PERSONALIZED_RANKING:
+            return (yield from self.steps(*parse_records(lines, self.family)))
+        model = self.model
+        assert model.user_factors is not None and model.item_factors is not None
+        done: list[bytes | None] = yield functools.partial(
+            rank_ranking_lines,
+            lines,
+            users=model.user_lookup,
+            items=model.item_lookup,
+            user_factors=model.user_factors,
+            item_factors=model.item_factors,
+            item_texts=self._item_texts,
+            max_id_chars=MAX_ID_LENGTH,
+            max_list=MAX_ITEM_LIST,
+            threads=self.threads,
+        )
+        rest = [position for position, line in enumerate(done) if line is None]
+        if not rest:
+            return ScoredBatch(done, 0)  # type: ignore[arg-type]  # no None left
+        scored = _run_here(self.steps(*parse_records([lines[p] for p in rest], self.family)))
+        for position, line in zip(rest, scored.lines, strict=True):
+            done[position] = line
+        return ScoredBatch(done, scored.failed)  # type: ignore[arg-type]  # every None replaced
 
     def steps(self, records: Sequence[Record], item_lists: IdLists | None = None) -> ScoringSteps:
         """:meth:`score` in steps: yields the batch's search (if it needs one), to be sent its result."""

@@ -21,13 +21,12 @@ import dataclasses
 import queue
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
 from recbatch.jobs import io as jobio
 from recbatch.jobs.recipes import ScoredBatch, Scorer, ScoringSteps, SearchCall, records_per_batch
-from recbatch.jobs.records import parse_records
 from recbatch.model import Family, Model, ModelError, load_model, recipe_family, recipe_name
 
 __all__ = [
@@ -214,9 +213,8 @@ class _Run:
             # The context manager commits on success and aborts on any exception (stop included).
             with jobio.OutputObject(uri, kms_key_arn=self.output_key) as out:
                 previous: _Batch | None = None
-                for lines in self._batches(input_file, batch_size):
-                    records, item_lists = parse_records(lines, family)
-                    batch = _Batch(len(records), scorer.steps(records, item_lists), searches)
+                for lines in jobio.read_records(input_file.uri, batch_size, kms_key_arn=self.input_key):
+                    batch = _Batch(len(lines), scorer.steps_for_lines(lines), searches)
                     if previous is not None:
                         self._write_batch(previous.finish(), previous.records, out)
                     previous = batch
@@ -228,20 +226,6 @@ class _Run:
         finally:
             # On failure or stop, a search under way finishes (its result is dropped).
             searches.close()
-
-    def _batches(self, input_file: jobio.InputFile, batch_size: int) -> Iterator[list[bytes]]:
-        """The input's records (non-blank lines, stripped) in batches."""
-        batch: list[bytes] = []
-        for line in jobio.read_lines(input_file.uri, kms_key_arn=self.input_key):
-            stripped = line.strip()
-            if not stripped:
-                continue
-            batch.append(stripped)
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
 
     def _write_batch(self, scored: ScoredBatch, records: int, out: jobio.OutputObject) -> None:
         out.write(b"".join(scored.lines))
