@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Generator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -204,12 +204,13 @@ class Scorer:
             threads=self.threads,
         )
         rest = [position for position, line in enumerate(done) if line is None]
-        if not rest:
-            return ScoredBatch(done, 0)  # type: ignore[arg-type]  # no None left
-        scored = _run_here(self.steps(*parse_records([lines[p] for p in rest], self.family)))
-        for position, line in zip(rest, scored.lines, strict=True):
-            done[position] = line
-        return ScoredBatch(done, scored.failed)  # type: ignore[arg-type]  # every None replaced
+        failed = 0
+        if rest:
+            scored = _run_here(self.steps(*parse_records([lines[p] for p in rest], self.family)))
+            for position, line in zip(rest, scored.lines, strict=True):
+                done[position] = line
+            failed = scored.failed
+        return ScoredBatch(cast("list[bytes]", done), failed)  # every None replaced above
 
     def steps(self, records: Sequence[Record], item_lists: IdLists | None = None) -> ScoringSteps:
         """:meth:`score` in steps: yields the batch's search (if it needs one), to be sent its result."""
