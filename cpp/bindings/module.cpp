@@ -356,13 +356,15 @@ py::list format_rows(const recbatch::RowTexts& texts, const Int64Array& indices,
 }
 
 // A personalized-ranking batch's lines (their bytes joined, and where each ends) ranked and
-// written where they have the common shape and a known user (recbatch/ranking_lines.hpp): one
+// written where they have the common shape and a known user, or a popularity to rank by
+// (recbatch/ranking_lines.hpp; popularity is None or checked by the model): one
 // bytes object per input line, None for a line left to the caller. The GIL is released
 // throughout; every input is immutable or owned by the caller, who keeps it.
 py::list rank_ranking_lines(const recbatch::IdIndex& users, const recbatch::IdIndex& items,
                             const FloatArray& user_factors, const FloatArray& item_factors,
-                            const recbatch::RowTexts& item_texts, const py::bytes& buffer, const Int64Array& line_ends,
-                            std::int64_t max_id_chars, std::int64_t max_list, std::int64_t threads) {
+                            const recbatch::RowTexts& item_texts, const py::object& popularity, const py::bytes& buffer,
+                            const Int64Array& line_ends, std::int64_t max_id_chars, std::int64_t max_list,
+                            std::int64_t threads) {
     require(user_factors.ndim() == 2 && item_factors.ndim() == 2 && user_factors.shape(1) == item_factors.shape(1),
             "user_factors and item_factors must be 2-D arrays of one dimension");
     require(static_cast<std::size_t>(user_factors.shape(0)) == users.size() &&
@@ -377,6 +379,15 @@ py::list rank_ranking_lines(const recbatch::IdIndex& users, const recbatch::IdIn
     model.item_factors = item_factors.data();
     model.dim = static_cast<std::size_t>(item_factors.shape(1));
     model.item_texts = &item_texts;
+    using DoubleArray = py::array_t<double, py::array::c_style>;
+    DoubleArray popularity_array;
+    if (!popularity.is_none()) {
+        require(py::isinstance<DoubleArray>(popularity), "popularity must be a C-contiguous float64 array");
+        popularity_array = popularity.cast<DoubleArray>();
+        require(popularity_array.ndim() == 1 && static_cast<std::size_t>(popularity_array.shape(0)) == items.size(),
+                "popularity must have a value per item");
+        model.popularity = popularity_array.data();
+    }
     model.max_id_chars = static_cast<std::size_t>(max_id_chars);
     model.max_list = static_cast<std::size_t>(max_list);
     const std::string_view bytes(PyBytes_AS_STRING(buffer.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(buffer.ptr())));
@@ -490,7 +501,8 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         py::arg("reset") = false,
         "Counters of the int8 screening pass (levels avx2_int8, avx512_vnni, amx_int8) summed over this process's searches.");
     m.def("rank_ranking_lines", &rank_ranking_lines, py::arg("users"), py::arg("items"), py::arg("user_factors"),
-          py::arg("item_factors"), py::arg("item_texts"), py::arg("buffer"), py::arg("line_ends"),
+          py::arg("item_factors"), py::arg("item_texts"), py::arg("popularity").none(true), py::arg("buffer"),
+          py::arg("line_ends"),
           py::arg("max_id_chars"), py::arg("max_list"), py::arg("threads"));
     m.def("rank_lists", &rank_lists, py::arg("queries"), py::arg("items"), py::arg("item_values"), py::arg("offsets"),
           py::arg("entries"), py::arg("threads"));

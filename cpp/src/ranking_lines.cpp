@@ -19,6 +19,29 @@ namespace {
 // 16 threads busy, and a task's lists, scores and text stay in its core's cache.
 constexpr std::size_t kLinesPerTask = 64;
 
+// Some of a task's lists ranked by one source: `lists` are positions among the task's lists,
+// whose CSR layout is (offsets, entries); out, in rows of `width`, as rank_lists writes them.
+struct RankedSome {
+    std::vector<std::int64_t> order;
+    std::vector<double> scores, logsumexp;
+};
+
+RankedSome rank_some(const ListScores& source, const std::vector<std::size_t>& lists, const std::vector<std::int64_t>& offsets,
+                 const std::vector<std::int64_t>& entries, std::size_t width) {
+    std::vector<std::int64_t> some_offsets(lists.size() + 1, 0), some_entries;
+    for (std::size_t r = 0; r < lists.size(); ++r) {
+        some_entries.insert(some_entries.end(), entries.begin() + offsets[lists[r]], entries.begin() + offsets[lists[r] + 1]);
+        some_offsets[r + 1] = static_cast<std::int64_t>(some_entries.size());
+    }
+    RankedSome ranked;
+    ranked.order.resize(lists.size() * width);
+    ranked.scores.resize(lists.size() * width);
+    ranked.logsumexp.resize(lists.size());
+    rank_lists(source, CandidateLists{some_offsets.data(), some_entries.data(), lists.size()}, width, ranked.order.data(),
+               ranked.scores.data(), ranked.logsumexp.data(), 1);
+    return ranked;
+}
+
 // rank_ranking_lines for buffer's lines, ending at line_ends[0, lines) (counted from the
 // buffer's start), on the calling thread.
 void rank_part(const RankingModel& model, std::string_view buffer, const std::int64_t* line_ends, std::size_t lines,
@@ -26,7 +49,8 @@ void rank_part(const RankingModel& model, std::string_view buffer, const std::in
     const IdLineShape shape{"userId", "itemList", model.max_id_chars, model.max_list};
     const IdLineScan scan = scan_id_lines(buffer, line_ends, lines, shape);
 
-    // The lines ranked here: read by the scan, their user known to the model.
+    // The lines ranked here: read by the scan, and their user known to the model (warm) or
+    // ranked by popularity where the model has it (cold).
     std::vector<std::string_view> keys(lines);
     for (std::size_t i = 0; i < lines; ++i) {
         keys[i] = buffer.substr(static_cast<std::size_t>(scan.id_start[i]), static_cast<std::size_t>(scan.id_length[i]));
@@ -34,18 +58,19 @@ void rank_part(const RankingModel& model, std::string_view buffer, const std::in
     std::vector<std::int64_t> user_rows(lines);
     model.users->find_many(keys.data(), lines, user_rows.data());
     out.done.assign(lines, 0);
-    std::vector<std::size_t> kept;
+    std::vector<std::size_t> kept, warm, cold;  // warm and cold: positions in kept
     kept.reserve(lines);
     for (std::size_t i = 0; i < lines; ++i) {
-        if (scan.accepted[i] != 0 && user_rows[i] >= 0) {
+        if (scan.accepted[i] != 0 && (user_rows[i] >= 0 || model.popularity != nullptr)) {
             out.done[i] = 1;
+            (user_rows[i] >= 0 ? warm : cold).push_back(kept.size());
             kept.push_back(i);
         }
     }
     const std::size_t n = kept.size();
 
     // Their lists in CSR layout, each entry an item row. An id outside the catalogue gets
-    // -1 - (its place among the batch's distinct outside ids), so that the ranker keeps it once
+    // -1 - (its place among the task's distinct outside ids), so that the ranker keeps it once
     // per list, in place, and its text can be written from its own bytes: the scan accepted it
     // with no escape and no control character, so quoting it is its JSON text.
     std::vector<std::int64_t> offsets(n + 1, 0);
@@ -71,40 +96,58 @@ void rank_part(const RankingModel& model, std::string_view buffer, const std::in
         entries[e] = -1 - found.first->second;
     }
 
-    std::vector<float> queries(n * model.dim);
-    for (std::size_t r = 0; r < n; ++r) {
-        std::memcpy(queries.data() + r * model.dim,
-                    model.user_factors + static_cast<std::size_t>(user_rows[kept[r]]) * model.dim,
+    // Warm lists by the inner products with their user's vector, cold ones by popularity.
+    std::vector<float> queries(warm.size() * model.dim);
+    for (std::size_t w = 0; w < warm.size(); ++w) {
+        std::memcpy(queries.data() + w * model.dim,
+                    model.user_factors + static_cast<std::size_t>(user_rows[kept[warm[w]]]) * model.dim,
                     model.dim * sizeof(float));
     }
-    std::vector<std::int64_t> order(n * width);
-    std::vector<double> scores(n * width), logsumexp(n);
-    ListScores source;
-    source.queries = queries.data();
-    source.items = model.item_factors;
-    source.dim = model.dim;
-    source.n_items = model.items->size();
-    rank_lists(source, CandidateLists{offsets.data(), entries.data(), n}, width, order.data(), scores.data(),
-               logsumexp.data(), 1);
+    ListScores by_user, by_popularity;
+    by_user.queries = queries.data();
+    by_user.items = model.item_factors;
+    by_user.dim = model.dim;
+    by_user.n_items = by_popularity.n_items = model.items->size();
+    by_popularity.item_values = model.popularity;
+    const RankedSome warm_ranked = rank_some(by_user, warm, offsets, entries, width);
+    const RankedSome cold_ranked = rank_some(by_popularity, cold, offsets, entries, width);
 
     // Each ranked entry's text row (an outside id's past the catalogue's, in `extra`) and its
-    // share: exp(score - logsumexp) for catalogue items, 0 for the others and for padding.
+    // share. Warm: exp(score - logsumexp) for catalogue items. Cold: each catalogue item's share
+    // of the list's popularity, summed in rank order (uniform where it is all 0). 0 for the
+    // others and for padding.
     const auto catalogue = static_cast<std::int64_t>(model.item_texts->size());
-    std::vector<std::int64_t> text_rows(n * width);
-    for (std::size_t r = 0; r < n; ++r) {
-        for (std::size_t j = 0; j < width; ++j) {
-            const std::size_t at = r * width + j;
-            if (order[at] < 0) {
-                text_rows[at] = -1;
-                scores[at] = 0.0;
-                continue;
+    constexpr double kNone = -std::numeric_limits<double>::infinity();
+    std::vector<std::int64_t> text_rows(n * width, -1);
+    std::vector<double> shares(n * width, 0.0);
+    const auto fill = [&](const std::vector<std::size_t>& lists, const RankedSome& ranked, bool by_popularity_share) {
+        for (std::size_t s = 0; s < lists.size(); ++s) {
+            const std::size_t r = lists[s];
+            const std::int64_t* order = ranked.order.data() + s * width;
+            const double* scores = ranked.scores.data() + s * width;
+            double total = 0;
+            std::size_t known = 0;
+            for (std::size_t j = 0; j < width; ++j) {
+                if (scores[j] > kNone) {
+                    total += scores[j];
+                    ++known;
+                }
             }
-            const std::int64_t entry = entries[static_cast<std::size_t>(offsets[r] + order[at])];
-            text_rows[at] = entry >= 0 ? entry : catalogue - 1 - entry;
-            const bool known = scores[at] > -std::numeric_limits<double>::infinity();
-            scores[at] = known ? std::exp(scores[at] - logsumexp[r]) : 0.0;
+            for (std::size_t j = 0; j < width && order[j] >= 0; ++j) {
+                const std::int64_t entry = entries[static_cast<std::size_t>(offsets[r] + order[j])];
+                text_rows[r * width + j] = entry >= 0 ? entry : catalogue - 1 - entry;
+                if (!(scores[j] > kNone)) continue;  // outside the catalogue (or NaN): 0
+                if (!by_popularity_share) {
+                    shares[r * width + j] = std::exp(scores[j] - ranked.logsumexp[s]);
+                } else {
+                    shares[r * width + j] = total > 0 ? scores[j] / total : 1.0 / static_cast<double>(known);
+                }
+            }
         }
-    }
+    };
+    fill(warm, warm_ranked, false);
+    fill(cold, cold_ranked, true);
+
     std::vector<std::string_view> outside_views(outside_texts.begin(), outside_texts.end());
     const RowTexts extra(outside_views);
     std::vector<std::string_view> inputs(n);
@@ -116,7 +159,7 @@ void rank_part(const RankingModel& model, std::string_view buffer, const std::in
     const RowFormat format{"{\"input\":", ",\"output\":{\"recommendedItems\":", ",\"scores\":",
                            "},\"error\":null}\n"};
     out.ends.assign(n, 0);
-    format_rows(*model.item_texts, &extra, text_rows.data(), scores.data(), n, width, format, inputs.data(), out.text,
+    format_rows(*model.item_texts, &extra, text_rows.data(), shares.data(), n, width, format, inputs.data(), out.text,
                 out.ends.data());
 }
 

@@ -33,6 +33,7 @@ def rank_ranking_lines(
     user_factors: NDArray[np.float32],
     item_factors: NDArray[np.float32],
     item_texts: RowTexts,
+    popularity: NDArray[np.float64] | None,
     buffer: bytes,
     line_ends: NDArray[np.int64],
     max_id_chars: int,

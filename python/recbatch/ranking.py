@@ -165,6 +165,7 @@ def rank_ranking_lines(
     user_factors: NDArray[np.float32],
     item_factors: NDArray[np.float32],
     item_texts: RowTexts,
+    popularity: NDArray[np.float64] | None = None,
     max_id_chars: int,
     max_list: int,
     threads: int | None = None,
@@ -173,11 +174,14 @@ def rank_ranking_lines(
     written in the extension with the GIL released, or None for a line left to the caller.
 
     A line is done here when it has exactly the shape ``{"userId": ..., "itemList": [...]}``
-    that :func:`recbatch.ids.scan_id_lines` accepts and its user is one of ``users``. Its output
-    line is ``{"input":<line>,"output":{"recommendedItems":[...],"scores":[...]},"error":null}``
-    and a newline: the list's items of the catalogue by ``user . item`` descending (ties by the
-    lower row), each with its softmax share over them, then the other items in list order, with
-    0; a repeated item counts once. ``item_texts`` holds each item's JSON text, by row.
+    that :func:`recbatch.ids.scan_id_lines` accepts and its user is one of ``users``, or
+    ``popularity`` (one finite value >= 0 per item) is given. Its output line is
+    ``{"input":<line>,"output":{"recommendedItems":[...],"scores":[...]},"error":null}`` and a
+    newline: the list's items of the catalogue by ``user . item`` descending (ties by the lower
+    row), each with its softmax share over them, then the other items in list order, with 0; a
+    repeated item counts once. A user not in ``users`` has the list ranked by popularity
+    instead, each item's share its part of the list's total, summed in rank order (equal shares
+    where the total is 0). ``item_texts`` holds each item's JSON text, by row.
     """
     buffer = b"".join(lines)
     ends = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
@@ -188,6 +192,7 @@ def rank_ranking_lines(
         user_factors,
         item_factors,
         item_texts._core,
+        None if popularity is None else np.ascontiguousarray(popularity, dtype=np.float64),
         buffer,
         ends,
         max_id_chars,

@@ -23,6 +23,8 @@ struct Model {
     recbatch::IdIndex user_index{{user_ids.begin(), user_ids.end()}};
     recbatch::IdIndex item_index{{item_ids.begin(), item_ids.end()}};
     recbatch::RowTexts texts{{item_texts.begin(), item_texts.end()}};
+    std::vector<double> popularity{1, 3, 0};  // a, b, c
+    bool with_popularity = false;
 
     recbatch::RankingModel view() const {
         recbatch::RankingModel model;
@@ -34,6 +36,7 @@ struct Model {
         model.item_texts = &texts;
         model.max_id_chars = 8;
         model.max_list = 4;
+        if (with_popularity) model.popularity = popularity.data();
         return model;
     }
 };
@@ -81,12 +84,30 @@ void check_by_hand() {
     expect(out.ends == std::vector<std::size_t>{first.size(), first.size() + second.size()}, "their ends");
 }
 
+void check_popularity() {
+    Model model;
+    model.with_popularity = true;
+    const std::vector<std::string> lines = {
+        R"({"userId": "stranger", "itemList": ["a", "new", "b", "c"]})",
+        R"({"userId": "stranger", "itemList": ["c", "new"]})",  // all 0: equal shares
+        R"({"userId": "u2", "itemList": ["c"]})",
+    };
+    const recbatch::RankedLines out = rank(model, lines, 1);
+    expect(out.done == std::vector<std::uint8_t>{1, 1, 1}, "users the model lacks are ranked by popularity");
+    const std::string expected =
+        "{\"input\":" + lines[0] + R"(,"output":{"recommendedItems":["b","a","c","new"],"scores":[0.75,0.25,0.0,0.0]},"error":null})" + "\n" +
+        "{\"input\":" + lines[1] + R"(,"output":{"recommendedItems":["c","new"],"scores":[1.0,0.0]},"error":null})" + "\n" +
+        "{\"input\":" + lines[2] + R"(,"output":{"recommendedItems":["c"],"scores":[1.0]},"error":null})" + "\n";
+    expect(out.text == expected, "popularity shares: " + out.text);
+}
+
 void check_random_batches() {
-    const Model model;
+    Model model;
     std::mt19937_64 rng(5);
     const std::vector<std::string> users{"u1", "u2", "nobody", "\xc3\xa9"};
     const std::vector<std::string> items{"a", "b", "c", "new", "n\xe2\x82\xac"};
     for (int round = 0; round < 20; ++round) {
+        model.with_popularity = round % 2 == 1;  // users the model lacks: left, or ranked by popularity
         std::vector<std::string> lines(1 + rng() % 300);
         for (std::string& line : lines) {
             line = "{\"userId\": \"" + users[rng() % users.size()] + "\", \"itemList\": [";
@@ -129,6 +150,7 @@ void check_refused_ends() {
 
 int main() {
     check_by_hand();
+    check_popularity();
     check_random_batches();
     check_refused_ends();
     return recbatch_test::report("test_ranking_lines");

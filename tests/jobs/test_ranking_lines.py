@@ -128,3 +128,23 @@ def test_a_batch_of_many_lines(tmp_path: Path, threads: int) -> None:
     got = scorer.score_lines(lines)
     assert got.lines == expected.lines
     assert got.failed == expected.failed
+
+
+def test_users_the_model_lacks_are_ranked_by_popularity_in_the_call(tmp_path: Path) -> None:
+    scorer = _scorer(tmp_path, popularity=True, seed=1)
+    popularity = scorer.model.item_popularity
+    assert popularity is not None
+    popularity[:] = [4.0, 0.0, 1.0, 3.0, 0.0, 0.0, 0.0]  # a, b, c, euro, ...
+    lines = [
+        '{"userId": "nobody", "itemList": ["b", "c", "new", "a", "\u20ac"]}'.encode(),
+        b'{"userId": "nobody", "itemList": ["b", "d"]}',  # all 0: equal shares
+    ]
+    done = scorer.steps_for_lines(lines).send(None)()
+    first, second = (orjson.loads(line) for line in done)
+    assert first["output"] == {
+        "recommendedItems": ["a", "\u20ac", "c", "b", "new"],
+        "scores": [0.5, 0.375, 0.125, 0.0, 0.0],
+    }
+    assert second["output"] == {"recommendedItems": ["b", "d"], "scores": [0.5, 0.5]}
+    expected = scorer.score(*parse_records(lines, Family.PERSONALIZED_RANKING))
+    assert done == expected.lines

@@ -4,8 +4,9 @@
 // written (row_texts.hpp). The job's own Python thread then only reads and writes the files; it
 // spent about 8 us per record on these steps, more than the ranking itself.
 //
-// Every other line (another shape, an unknown user) is left to the caller, which gives it the
-// meaning the JSON parser and the model's fallbacks give it; so are the errors.
+// A user the model lacks is ranked by the items' popularity where the model has it. Every other
+// line (another shape, an unknown user and no popularity) is left to the caller, which gives it
+// the meaning the JSON parser and the model's fallbacks give it; so are the errors.
 #pragma once
 
 #include <cstddef>
@@ -26,6 +27,7 @@ struct RankingModel {
     const float* item_factors = nullptr;  // items->size() x dim
     std::size_t dim = 0;
     const RowTexts* item_texts = nullptr;  // each item's JSON text, by row
+    const double* popularity = nullptr;    // items->size() values, finite and >= 0; or none
     std::size_t max_id_chars = 0;          // the longest id, in code points
     std::size_t max_list = 0;              // the longest itemList
 };
@@ -40,7 +42,9 @@ struct RankedLines {
 // A line done is written as the job's other ranking lines are: {"input": <the line>, "output":
 // {"recommendedItems": [...], "scores": [...]}, "error": null}, the list's catalogue items by
 // score descending (ties by row), each with its softmax share over them, then the items outside
-// the catalogue in list order with 0; a repeated item counts once. Ranked on up to `threads`
+// the catalogue in list order with 0; a repeated item counts once. For a user the model lacks,
+// the score is the item's popularity and the share its part of the list's total, summed in rank
+// order (1 / the catalogue items where the total is 0). Ranked on up to `threads`
 // threads.
 void rank_ranking_lines(const RankingModel& model, std::string_view buffer, const std::int64_t* line_ends,
                         std::size_t lines, std::size_t threads, RankedLines& out);

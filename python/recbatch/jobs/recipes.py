@@ -183,9 +183,10 @@ class Scorer:
     def steps_for_lines(self, lines: Sequence[bytes]) -> ScoringSteps:
         """:meth:`score_lines` in steps, as :meth:`steps`.
 
-        Personalized ranking reads, ranks and writes the lines of the common shape whose user is
-        known in one call that releases the GIL: the yielded one, so on the job's search thread.
-        The other lines (rare) go through :meth:`steps` on this thread afterwards.
+        Personalized ranking reads, ranks and writes the lines of the common shape (their user
+        known, or ranked by popularity) in one call that releases the GIL: the yielded one, so on
+        the job's search thread. The other lines (rare) go through :meth:`steps` on this thread
+        afterwards.
         """
         if self.family is not Family.PERSONALIZED_RANKING:
             return (yield from self.steps(*parse_records(lines, self.family)))
@@ -199,6 +200,7 @@ class Scorer:
             user_factors=model.user_factors,
             item_factors=model.item_factors,
             item_texts=self._item_texts,
+            popularity=model.item_popularity,
             max_id_chars=MAX_ID_LENGTH,
             max_list=MAX_ITEM_LIST,
             threads=self.threads,
@@ -428,7 +430,9 @@ class Scorer:
             order[cold, :width] = by_popularity.order
             cold_known = by_popularity.scores > -np.inf
             popular = np.where(cold_known, by_popularity.scores, 0.0)
-            total = popular.sum(axis=1, keepdims=True)
+            # Summed in rank order, one item after another: the order rank_ranking_lines adds them
+            # in, so that both ways write the same digits.
+            total = np.cumsum(popular, axis=1)[:, -1:]
             n_known = cold_known.sum(axis=1, keepdims=True)
             share = np.where(
                 total > 0, popular / np.where(total > 0, total, 1.0), cold_known / np.maximum(n_known, 1)
