@@ -4,6 +4,7 @@
     python benchmarks/job_benchmark.py --lines 100000  # a quicker run
     python benchmarks/job_benchmark.py --recipe aws-similar-items   # itemId lines, the cosine index
     python benchmarks/job_benchmark.py --recipe aws-personalized-ranking --unknown-items 0.01
+    python benchmarks/job_benchmark.py --recipe aws-personalized-ranking --unknown-users 0.1
 
 The job runs through the public client (import, create, wait), exactly as a user runs one. The job's time is
 its own, from its creation and last update timestamps (a wait for it ends at a poll). The
@@ -60,6 +61,12 @@ def main() -> None:
         default=0.0,
         help="personalized ranking: the share of itemList entries that are not in the catalogue",
     )
+    parser.add_argument(
+        "--unknown-users",
+        type=float,
+        default=0.0,
+        help="personalized ranking: the share of lines whose user is not in the model (ranked by popularity)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="recbatch-job-bench-"))
@@ -72,7 +79,8 @@ def main() -> None:
         lines = (
             json.dumps({"userId": f"u{u}", "itemList": [f"i{i}" for i in items]}) + "\n"
             for u, items in zip(
-                rng.integers(0, args.users, size=args.lines),
+                # Users past the model's last are unknown to it: a share of unknown_users.
+                rng.integers(0, round(args.users / (1.0 - args.unknown_users)), size=args.lines),
                 # Ids past the catalogue's last are unknown to the model: a share of unknown_items.
                 rng.integers(0, round(args.items / (1.0 - args.unknown_items)), size=(args.lines, 50)),
                 strict=True,
