@@ -26,8 +26,9 @@ struct RankedSome {
     std::vector<double> scores, logsumexp;
 };
 
-RankedSome rank_some(const ListScores& source, const std::vector<std::size_t>& lists, const std::vector<std::int64_t>& offsets,
-                 const std::vector<std::int64_t>& entries, std::size_t width) {
+RankedSome rank_some(const ListScores& source, const std::vector<std::size_t>& lists,
+                     const std::vector<std::int64_t>& offsets, const std::vector<std::int64_t>& entries,
+                     std::size_t width) {
     std::vector<std::int64_t> some_offsets(lists.size() + 1, 0), some_entries;
     for (std::size_t r = 0; r < lists.size(); ++r) {
         some_entries.insert(some_entries.end(), entries.begin() + offsets[lists[r]], entries.begin() + offsets[lists[r] + 1]);
