@@ -8,6 +8,8 @@ goes through the public scoring API (:class:`recbatch.ItemIndex`).
 itself (handed to the caller, who may run it on another thread: it releases the GIL), and the
 Python work after it. The job runner uses that to keep the kernel busy with one batch while this
 thread prepares the next and formats the previous one; :meth:`Scorer.score` runs all three here.
+The runner hands over the input lines themselves (:meth:`Scorer.steps_for_lines`): personalized
+ranking then reads, ranks and writes most of them in the one call it yields.
 
 Choices where Personalize leaves things open (documented in the README):
 

@@ -8,7 +8,8 @@ stored and its solution version. Order of work (SPEC sections 3, 4 and 7):
 3. write ``_CHECK`` to the output prefix, so an unwritable destination fails at once;
 4. list the input files; for each one, stream its lines in batches (memory stays bounded),
    score each batch with one kernel call (on a worker thread, while the next batch is parsed and
-   prepared and the previous one formatted and written), write one output line per record in input order to
+   prepared and the previous one formatted and written; personalized ranking's call reads, ranks
+   and writes the batch's lines itself), write one output line per record in input order to
    ``<output prefix>/<input name>.out``, and commit that object when the input file is done.
 
 Each output object appears whole or not at all: a failure or a stop aborts the object being
