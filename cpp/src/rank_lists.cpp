@@ -6,27 +6,14 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/list_dots.hpp"
 #include "parallel_for.hpp"
 #include "prefetch.hpp"
+#include "recbatch/simd_level.hpp"
 
 namespace recbatch {
 
 namespace {
-
-// Each float32 product is exact in float64; four running sums keep the additions from waiting
-// on one another (the compiler may not reorder them itself without -ffast-math).
-double dot(const float* a, const float* b, std::size_t dim) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    std::size_t j = 0;
-    for (; j + 4 <= dim; j += 4) {
-        s0 += static_cast<double>(a[j]) * b[j];
-        s1 += static_cast<double>(a[j + 1]) * b[j + 1];
-        s2 += static_cast<double>(a[j + 2]) * b[j + 2];
-        s3 += static_cast<double>(a[j + 3]) * b[j + 3];
-    }
-    for (; j < dim; ++j) s0 += static_cast<double>(a[j]) * b[j];
-    return (s0 + s1) + (s2 + s3);
-}
 
 struct Ranked {
     double score;
@@ -97,7 +84,17 @@ struct Scratch {
     SeenSet seen;
     std::vector<Ranked> known;
     std::vector<std::int64_t> outside;
+    std::vector<const float*> rows;  // the known entries' item rows
+    std::vector<double> products;
 };
+
+// The widest list products this CPU runs (every kernel gives the same bits, list_dots.hpp).
+kernels::ListDotsFn select_list_dots() {
+#ifdef RECBATCH_X86_64
+    if (simd_level_available(SimdLevel::avx2)) return kernels::avx2::list_dots;
+#endif
+    return kernels::scalar::list_dots;
+}
 
 // How many item rows ahead of the one being scored are fetched. The rows are scattered over the
 // catalogue, so each is a miss to memory (a page walk too, in a large catalogue) that takes
@@ -111,8 +108,8 @@ void fetch_row(const ListScores& source, std::int64_t row) {
     prefetch(bytes + n_bytes - 1);  // a row need not start on a line
 }
 
-void rank_one(const ListScores& source, const CandidateLists& lists, std::size_t list, std::size_t width,
-              Scratch& scratch, std::int64_t* order, double* scores, double* logsumexp) {
+void rank_one(const ListScores& source, kernels::ListDotsFn list_dots, const CandidateLists& lists, std::size_t list,
+              std::size_t width, Scratch& scratch, std::int64_t* order, double* scores, double* logsumexp) {
     const std::int64_t begin = lists.offsets[list], end = lists.offsets[list + 1];
     const std::int64_t* entries = lists.entries + begin;
     const auto n = static_cast<std::size_t>(end - begin);
@@ -137,9 +134,20 @@ void rank_one(const ListScores& source, const CandidateLists& lists, std::size_t
 
     if (products) {
         const float* query = source.queries + list * source.dim;
+        auto& rows = scratch.rows;
+        auto& product = scratch.products;
+        rows.resize(known.size());
+        product.resize(known.size());
+        for (std::size_t i = 0; i < known.size(); ++i)
+            rows[i] = source.items + static_cast<std::size_t>(known[i].row) * source.dim;
+        // Four rows per call: the kernel's unit, and the rows kAhead further on fetched first.
+        for (std::size_t i = 0; i < known.size(); i += 4) {
+            const std::size_t count = std::min<std::size_t>(4, known.size() - i);
+            for (std::size_t a = i + kAhead; a < i + kAhead + 4 && a < known.size(); ++a) fetch_row(source, known[a].row);
+            list_dots(query, rows.data() + i, count, source.dim, product.data() + i);
+        }
         for (std::size_t i = 0; i < known.size(); ++i) {
-            if (i + kAhead < known.size()) fetch_row(source, known[i + kAhead].row);
-            known[i].score = dot(query, source.items + static_cast<std::size_t>(known[i].row) * source.dim, source.dim);
+            known[i].score = product[i];
             with_key(known[i]);
         }
     } else {
@@ -186,10 +194,11 @@ void rank_lists(const ListScores& source, const CandidateLists& lists, std::size
     const std::size_t n_tasks = (lists.n_lists + kListsPerTask - 1) / kListsPerTask;
     if (threads < 1) threads = 1;
     std::vector<Scratch> scratch(std::min(threads, std::max<std::size_t>(n_tasks, 1)));
+    const kernels::ListDotsFn list_dots = select_list_dots();
     parallel_for(n_tasks, scratch.size(), [&](std::size_t thread, std::size_t task) {
         const std::size_t stop = std::min(lists.n_lists, (task + 1) * kListsPerTask);
         for (std::size_t list = task * kListsPerTask; list < stop; ++list)
-            rank_one(source, lists, list, width, scratch[thread], order, scores, logsumexp);
+            rank_one(source, list_dots, lists, list, width, scratch[thread], order, scores, logsumexp);
     });
 }
 

@@ -325,7 +325,12 @@ def test_batch_sizes_bound_memory() -> None:
     assert records_per_batch(Family.USER_PERSONALIZATION, 25) == 4096
     assert records_per_batch(Family.USER_SEGMENTATION, 5_000_000) == 1
     assert 1 < records_per_batch(Family.USER_SEGMENTATION, 10_000) * 10_000 <= 1 << 22
-    assert records_per_batch(Family.PERSONALIZED_RANKING, 25) * 500 <= 1 << 20
+    # Ranking: several 64-line tasks per thread, within 1,024 to 4,096 lines of up to 500 items.
+    assert records_per_batch(Family.PERSONALIZED_RANKING, 25, threads=1) == 1024
+    assert records_per_batch(Family.PERSONALIZED_RANKING, 25, threads=8) == 2048
+    assert records_per_batch(Family.PERSONALIZED_RANKING, 25, threads=16) == 4096
+    assert records_per_batch(Family.PERSONALIZED_RANKING, 25, threads=256) == 4096
+    assert 1024 <= records_per_batch(Family.PERSONALIZED_RANKING, 25) <= 4096
 
 
 def test_scorer_checks_the_model(tmp_path: Path) -> None:

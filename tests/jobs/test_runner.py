@@ -312,7 +312,7 @@ def test_io_failures(tmp_path: Path, model_path: str) -> None:
 def test_should_stop_aborts_without_visible_output(
     tmp_path: Path, model_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner, "records_per_batch", lambda family, num_results: 10)
+    monkeypatch.setattr(runner, "records_per_batch", lambda family, num_results, threads: 10)
     write_lines(tmp_path / "in.jsonl", [{"userId": f"u{i % 50}"} for i in range(100)])
     seen: list[JobProgress] = []
     with pytest.raises(JobInterrupted):
@@ -331,7 +331,7 @@ def test_search_failure_mid_file_leaves_no_output_and_no_thread(
     tmp_path: Path, model_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Searches run on a worker thread: a failure reaches the caller, nothing partial stays."""
-    monkeypatch.setattr(runner, "records_per_batch", lambda family, num_results: 10)
+    monkeypatch.setattr(runner, "records_per_batch", lambda family, num_results, threads: 10)
     write_lines(tmp_path / "in.jsonl", [{"userId": f"u{i % 50}"} for i in range(100)])
     real_search = ItemIndex.search
     search_threads: set[str] = set()
@@ -364,7 +364,7 @@ def test_streaming_keeps_memory_bounded(
     (one being scored while the next is parsed)."""
     batch = 64
     total = 5_000
-    monkeypatch.setattr(runner, "records_per_batch", lambda family, num_results: batch)
+    monkeypatch.setattr(runner, "records_per_batch", lambda family, num_results, threads: batch)
     yielded = 0
     written = 0
     in_flight: list[int] = []
@@ -406,7 +406,7 @@ def test_threads_and_batches_do_not_change_results(
     run_batch_inference_job(
         job(str(tmp_path / "in.jsonl"), str(tmp_path / "a")), solution(model_path, "user")
     )
-    monkeypatch.setattr(runner, "records_per_batch", lambda family, num_results: 7)
+    monkeypatch.setattr(runner, "records_per_batch", lambda family, num_results, threads: 7)
     run_batch_inference_job(
         job(str(tmp_path / "in.jsonl"), str(tmp_path / "b")), solution(model_path, "user"), threads=1
     )

@@ -2,7 +2,8 @@
 
 qemu-user (Debian's `qemu-user`) emulates a Nehalem (no AVX at all: only the portable path
 may be chosen, and nothing wider may execute) and a Haswell (AVX2, no AVX-512: the avx2_int8
-screening pass and its avx2 rescoring, checked bit for bit against the avx2 path there). CI
+screening pass and its avx2 rescoring, checked bit for bit against the avx2 path there); ranking's
+list products take the portable kernel on the first and the AVX2 one on the second. CI
 installs it and sets RECBATCH_REQUIRE_QEMU=1 so these cannot be skipped there.
 """
 
@@ -20,6 +21,7 @@ import pytest
 QEMU = shutil.which("qemu-x86_64")
 EXACTNESS = Path(__file__).with_name("test_exactness.py")
 SCREENING = Path(__file__).with_name("test_screening.py")
+RANKING = Path(__file__).with_name("test_ranking.py")
 
 pytestmark = [
     pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 only"),
@@ -54,6 +56,7 @@ def test_package_runs_on_older_cpu(cpu: str, level: str) -> None:
             "pytest",
             str(EXACTNESS),
             str(SCREENING),
+            str(RANKING),
             "-q",
             "-x",
             "-p",

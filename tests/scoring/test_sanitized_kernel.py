@@ -66,6 +66,7 @@ def test_kernel_under_address_and_ub_sanitizers(tmp_path: Path) -> None:
         "test_id_index",
         "test_id_lines",
         "test_row_texts",
+        "test_list_dots",
         "test_rank_lists",
         "test_ranking_lines",
     ] + (["test_screen_kernels"] if (build / "test_screen_kernels").exists() else [])

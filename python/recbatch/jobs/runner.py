@@ -203,7 +203,7 @@ class _Run:
 
     def _run_file(self, input_file: jobio.InputFile, family: Family, scorer: Scorer) -> None:
         assert self.output_prefix is not None
-        batch_size = records_per_batch(family, self.num_results)
+        batch_size = records_per_batch(family, self.num_results, self.threads)
         uri = jobio.output_uri(self.output_prefix, input_file.name)
         # Each batch's search runs on a worker thread (the kernel releases the GIL) while this
         # thread parses and prepares the next batch and formats and writes the previous one, so
