@@ -1,16 +1,14 @@
 #include "recbatch/id_index.hpp"
 
 #include <cstring>
-#include <functional>
 #include <stdexcept>
 
+#include "id_bytes.hpp"
 #include "prefetch.hpp"
 
 namespace recbatch {
 
 namespace {
-
-std::uint64_t hash_of(std::string_view key) { return std::hash<std::string_view>{}(key); }
 
 std::uint32_t tag_of(std::uint64_t hash) { return static_cast<std::uint32_t>(hash >> 32); }
 
@@ -33,7 +31,7 @@ IdIndex::IdIndex(const std::vector<std::string_view>& ids) : count_(ids.size()) 
     for (std::size_t row = 0; row < ids.size(); ++row) {
         const std::string_view id = ids[row];
         if (id.size() > 0xFFFFFFFFu) throw std::length_error("an id of IdIndex is 4 GiB or longer");
-        const std::uint64_t hash = hash_of(id);
+        const std::uint64_t hash = hash_id(id);
         std::size_t at = home(hash);
         for (; slots_[at].row != kEmpty; at = (at + 1) & mask_) {
             if (slots_[at].tag == tag_of(hash) && same_key(slots_[at], id)) {
@@ -51,8 +49,7 @@ IdIndex::IdIndex(const std::vector<std::string_view>& ids) : count_(ids.size()) 
 bool IdIndex::same_key(const Slot& slot, std::string_view key) const {
     std::uint32_t length;
     std::memcpy(&length, bytes_.data() + slot.offset, sizeof length);
-    return length == key.size() &&
-           std::memcmp(bytes_.data() + slot.offset + sizeof length, key.data(), key.size()) == 0;
+    return length == key.size() && same_bytes(bytes_.data() + slot.offset + sizeof length, key.data(), key.size());
 }
 
 std::int64_t IdIndex::probe(std::uint64_t hash, std::string_view key) const {
@@ -63,13 +60,13 @@ std::int64_t IdIndex::probe(std::uint64_t hash, std::string_view key) const {
     }
 }
 
-std::int64_t IdIndex::find(std::string_view key) const { return probe(hash_of(key), key); }
+std::int64_t IdIndex::find(std::string_view key) const { return probe(hash_id(key), key); }
 
 void IdIndex::find_many(const std::string_view* keys, std::size_t n, std::int64_t* rows) const {
     std::uint64_t hashes[kRing];
     for (std::size_t step = 0; step < n + 2 * kAhead; ++step) {
         if (step < n) {
-            const std::uint64_t hash = hash_of(keys[step]);
+            const std::uint64_t hash = hash_id(keys[step]);
             hashes[step % kRing] = hash;
             prefetch(&slots_[home(hash)]);
         }
