@@ -362,14 +362,14 @@ py::list format_rows(const recbatch::RowTexts& texts, const Int64Array& indices,
 // throughout; every input is immutable or owned by the caller, who keeps it.
 py::list rank_ranking_lines(const recbatch::IdIndex& users, const recbatch::IdIndex& items,
                             const FloatArray& user_factors, const FloatArray& item_factors,
-                            const recbatch::RowTexts& item_texts, const py::object& popularity, const py::bytes& buffer,
+                            const py::object& popularity, const py::bytes& buffer,
                             const Int64Array& line_ends, std::int64_t max_id_chars, std::int64_t max_list,
                             std::int64_t threads) {
     require(user_factors.ndim() == 2 && item_factors.ndim() == 2 && user_factors.shape(1) == item_factors.shape(1),
             "user_factors and item_factors must be 2-D arrays of one dimension");
     require(static_cast<std::size_t>(user_factors.shape(0)) == users.size() &&
-                static_cast<std::size_t>(item_factors.shape(0)) == items.size() && item_texts.size() == items.size(),
-            "user_factors, item_factors and item_texts must have a row per id");
+                static_cast<std::size_t>(item_factors.shape(0)) == items.size(),
+            "user_factors and item_factors must have a row per id");
     require(line_ends.ndim() == 1, "line_ends must be a 1-D array");
     require(max_id_chars >= 1 && max_list >= 1 && threads >= 1, "max_id_chars, max_list and threads must be >= 1");
     recbatch::RankingModel model;
@@ -378,7 +378,6 @@ py::list rank_ranking_lines(const recbatch::IdIndex& users, const recbatch::IdIn
     model.user_factors = user_factors.data();
     model.item_factors = item_factors.data();
     model.dim = static_cast<std::size_t>(item_factors.shape(1));
-    model.item_texts = &item_texts;
     using DoubleArray = py::array_t<double, py::array::c_style>;
     DoubleArray popularity_array;
     if (!popularity.is_none()) {
@@ -501,7 +500,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         py::arg("reset") = false,
         "Counters of the int8 screening pass (levels avx2_int8, avx512_vnni, amx_int8) summed over this process's searches.");
     m.def("rank_ranking_lines", &rank_ranking_lines, py::arg("users"), py::arg("items"), py::arg("user_factors"),
-          py::arg("item_factors"), py::arg("item_texts"), py::arg("popularity").none(true), py::arg("buffer"),
+          py::arg("item_factors"), py::arg("popularity").none(true), py::arg("buffer"),
           py::arg("line_ends"),
           py::arg("max_id_chars"), py::arg("max_list"), py::arg("threads"));
     m.def("rank_lists", &rank_lists, py::arg("queries"), py::arg("items"), py::arg("item_values"), py::arg("offsets"),

@@ -10,6 +10,7 @@
 #include "parallel_for.hpp"
 #include "recbatch/id_lines.hpp"
 #include "recbatch/rank_lists.hpp"
+#include "recbatch/row_texts.hpp"
 
 namespace recbatch {
 
@@ -72,16 +73,21 @@ void rank_part(const RankingModel& model, std::string_view buffer, const std::in
 
     // Their lists in CSR layout, each entry an item row. An id outside the catalogue gets
     // -1 - (its place among the task's distinct outside ids), so that the ranker keeps it once
-    // per list, in place, and its text can be written from its own bytes: the scan accepted it
-    // with no escape and no control character, so quoting it is its JSON text.
+    // per list, in place.
     std::vector<std::int64_t> offsets(n + 1, 0);
-    std::vector<std::string_view> item_keys;
+    std::vector<std::string_view> item_keys, item_texts;
     std::size_t width = 0;
     for (std::size_t r = 0; r < n; ++r) {
         const std::size_t i = kept[r];
         for (std::int64_t e = scan.list_offsets[i]; e < scan.list_offsets[i + 1]; ++e) {
-            item_keys.push_back(buffer.substr(static_cast<std::size_t>(scan.entry_start[e]),
-                                              static_cast<std::size_t>(scan.entry_length[e])));
+            const auto start = static_cast<std::size_t>(scan.entry_start[e]);
+            const auto length = static_cast<std::size_t>(scan.entry_length[e]);
+            item_keys.push_back(buffer.substr(start, length));
+            // The id with its quotes: the scan accepted it with no escape and no control
+            // character, so these bytes are its JSON text, the catalogue's text for it where it
+            // is an item (json_strings escapes nothing else). Copied from the task's own lines,
+            // which are in cache, where the catalogue's texts are scattered over memory.
+            item_texts.push_back(buffer.substr(start - 1, length + 2));
         }
         offsets[r + 1] = static_cast<std::int64_t>(item_keys.size());
         width = std::max(width, static_cast<std::size_t>(offsets[r + 1] - offsets[r]));
@@ -89,11 +95,9 @@ void rank_part(const RankingModel& model, std::string_view buffer, const std::in
     std::vector<std::int64_t> entries(item_keys.size());
     model.items->find_many(item_keys.data(), item_keys.size(), entries.data());
     std::unordered_map<std::string_view, std::int64_t> outside_codes;
-    std::vector<std::string> outside_texts;
     for (std::size_t e = 0; e < entries.size(); ++e) {
         if (entries[e] >= 0) continue;
-        const auto found = outside_codes.emplace(item_keys[e], static_cast<std::int64_t>(outside_texts.size()));
-        if (found.second) outside_texts.push_back("\"" + std::string(item_keys[e]) + "\"");
+        const auto found = outside_codes.emplace(item_keys[e], static_cast<std::int64_t>(outside_codes.size()));
         entries[e] = -1 - found.first->second;
     }
 
@@ -113,11 +117,10 @@ void rank_part(const RankingModel& model, std::string_view buffer, const std::in
     const RankedSome warm_ranked = rank_some(by_user, warm, offsets, entries, width);
     const RankedSome cold_ranked = rank_some(by_popularity, cold, offsets, entries, width);
 
-    // Each ranked entry's text row (an outside id's past the catalogue's, in `extra`) and its
-    // share. Warm: exp(score - logsumexp) for catalogue items. Cold: each catalogue item's share
-    // of the list's popularity, summed in rank order (uniform where it is all 0). 0 for the
-    // others and for padding.
-    const auto catalogue = static_cast<std::int64_t>(model.item_texts->size());
+    // Each ranked entry's text (its place among the task's entries) and its share. Warm:
+    // exp(score - logsumexp) for catalogue items. Cold: each catalogue item's share of the list's
+    // popularity, summed in rank order (uniform where it is all 0). 0 for the others and for
+    // padding.
     constexpr double kNone = -std::numeric_limits<double>::infinity();
     std::vector<std::int64_t> text_rows(n * width, -1);
     std::vector<double> shares(n * width, 0.0);
@@ -135,8 +138,7 @@ void rank_part(const RankingModel& model, std::string_view buffer, const std::in
                 }
             }
             for (std::size_t j = 0; j < width && order[j] >= 0; ++j) {
-                const std::int64_t entry = entries[static_cast<std::size_t>(offsets[r] + order[j])];
-                text_rows[r * width + j] = entry >= 0 ? entry : catalogue - 1 - entry;
+                text_rows[r * width + j] = offsets[r] + order[j];
                 if (!(scores[j] > kNone)) continue;  // outside the catalogue (or NaN): 0
                 if (!by_popularity_share) {
                     shares[r * width + j] = std::exp(scores[j] - ranked.logsumexp[s]);
@@ -149,8 +151,7 @@ void rank_part(const RankingModel& model, std::string_view buffer, const std::in
     fill(warm, warm_ranked, false);
     fill(cold, cold_ranked, true);
 
-    std::vector<std::string_view> outside_views(outside_texts.begin(), outside_texts.end());
-    const RowTexts extra(outside_views);
+    const RowTexts texts(item_texts);
     std::vector<std::string_view> inputs(n);
     for (std::size_t r = 0; r < n; ++r) {
         const std::size_t i = kept[r];
@@ -160,7 +161,7 @@ void rank_part(const RankingModel& model, std::string_view buffer, const std::in
     const RowFormat format{"{\"input\":", ",\"output\":{\"recommendedItems\":", ",\"scores\":",
                            "},\"error\":null}\n"};
     out.ends.assign(n, 0);
-    format_rows(*model.item_texts, &extra, text_rows.data(), shares.data(), n, width, format, inputs.data(), out.text,
+    format_rows(texts, nullptr, text_rows.data(), shares.data(), n, width, format, inputs.data(), out.text,
                 out.ends.data());
 }
 

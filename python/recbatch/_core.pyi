@@ -32,7 +32,6 @@ def rank_ranking_lines(
     items: IdIndex,
     user_factors: NDArray[np.float32],
     item_factors: NDArray[np.float32],
-    item_texts: RowTexts,
     popularity: NDArray[np.float64] | None,
     buffer: bytes,
     line_ends: NDArray[np.int64],

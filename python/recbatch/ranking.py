@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from recbatch import _core
-from recbatch.ids import IdIndex, RowTexts
+from recbatch.ids import IdIndex
 from recbatch.scoring import _as_matrix, _thread_count
 
 __all__ = ["CandidateRanker", "RankedLists", "rank_by_value", "rank_ranking_lines"]
@@ -164,7 +164,6 @@ def rank_ranking_lines(
     items: IdIndex,
     user_factors: NDArray[np.float32],
     item_factors: NDArray[np.float32],
-    item_texts: RowTexts,
     popularity: NDArray[np.float64] | None = None,
     max_id_chars: int,
     max_list: int,
@@ -181,7 +180,8 @@ def rank_ranking_lines(
     row), each with its softmax share over them, then the other items in list order, with 0; a
     repeated item counts once. A user not in ``users`` has the list ranked by popularity
     instead, each item's share its part of the list's total, summed in rank order (equal shares
-    where the total is 0). ``item_texts`` holds each item's JSON text, by row.
+    where the total is 0). Each item is written as the JSON string its line holds (the lines done
+    hold no escapes), which is the catalogue's text for it.
     """
     buffer = b"".join(lines)
     ends = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
@@ -191,7 +191,6 @@ def rank_ranking_lines(
         items._core,
         user_factors,
         item_factors,
-        item_texts._core,
         None if popularity is None else np.ascontiguousarray(popularity, dtype=np.float64),
         buffer,
         ends,

@@ -17,12 +17,11 @@ namespace {
 using recbatch_test::expect;
 
 struct Model {
-    std::vector<std::string> user_ids{"u1", "u2"}, item_ids{"a", "b", "c"}, item_texts{"\"a\"", "\"b\"", "\"c\""};
+    std::vector<std::string> user_ids{"u1", "u2"}, item_ids{"a", "b", "c"};
     std::vector<float> users{1, 0, 0, 1};              // u1 = (1, 0), u2 = (0, 1)
     std::vector<float> items{2, 0, 0, 3, 2, 1};        // a = (2, 0), b = (0, 3), c = (2, 1)
     recbatch::IdIndex user_index{{user_ids.begin(), user_ids.end()}};
     recbatch::IdIndex item_index{{item_ids.begin(), item_ids.end()}};
-    recbatch::RowTexts texts{{item_texts.begin(), item_texts.end()}};
     std::vector<double> popularity{1, 3, 0};  // a, b, c
     bool with_popularity = false;
 
@@ -33,7 +32,6 @@ struct Model {
         model.user_factors = users.data();
         model.item_factors = items.data();
         model.dim = 2;
-        model.item_texts = &texts;
         model.max_id_chars = 8;
         model.max_list = 4;
         if (with_popularity) model.popularity = popularity.data();

@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "recbatch/id_index.hpp"
-#include "recbatch/row_texts.hpp"
 
 namespace recbatch {
 
@@ -26,7 +25,6 @@ struct RankingModel {
     const float* user_factors = nullptr;  // users->size() x dim
     const float* item_factors = nullptr;  // items->size() x dim
     std::size_t dim = 0;
-    const RowTexts* item_texts = nullptr;  // each item's JSON text, by row
     const double* popularity = nullptr;    // items->size() values, finite and >= 0; or none
     std::size_t max_id_chars = 0;          // the longest id, in code points
     std::size_t max_list = 0;              // the longest itemList

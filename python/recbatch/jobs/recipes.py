@@ -212,7 +212,6 @@ class Scorer:
             items=model.item_lookup,
             user_factors=model.user_factors,
             item_factors=model.item_factors,
-            item_texts=self._item_texts,
             popularity=model.item_popularity,
             max_id_chars=MAX_ID_LENGTH,
             max_list=MAX_ITEM_LIST,
