@@ -399,14 +399,14 @@ py::list rank_ranking_lines(const recbatch::IdIndex& users, const recbatch::IdIn
         throw py::value_error(error.what());
     }
     py::list out(lines);
-    std::size_t start = 0, r = 0;
+    std::size_t r = 0;
     for (std::size_t i = 0; i < lines; ++i) {
         if (ranked.done[i] == 0) {
             out[i] = py::none();
             continue;
         }
-        out[i] = py::bytes(ranked.text.data() + start, ranked.ends[r] - start);
-        start = ranked.ends[r++];
+        const std::string_view line = ranked.lines[r++];
+        out[i] = py::bytes(line.data(), line.size());
     }
     return out;
 }

@@ -6,6 +6,7 @@
 #include <limits>
 #include <stdexcept>
 #include <unordered_map>
+#include <utility>
 
 #include "parallel_for.hpp"
 #include "recbatch/id_lines.hpp"
@@ -44,10 +45,17 @@ RankedSome rank_some(const ListScores& source, const std::vector<std::size_t>& l
     return ranked;
 }
 
+// One task's output: which of its lines are done, and their output lines one after another.
+struct TaskLines {
+    std::vector<std::uint8_t> done;
+    std::string text;
+    std::vector<std::size_t> ends;  // per line done: where its output line ends in `text`
+};
+
 // rank_ranking_lines for buffer's lines, ending at line_ends[0, lines) (counted from the
 // buffer's start), on the calling thread.
 void rank_part(const RankingModel& model, std::string_view buffer, const std::int64_t* line_ends, std::size_t lines,
-               RankedLines& out) {
+               TaskLines& out) {
     const IdLineShape shape{"userId", "itemList", model.max_id_chars, model.max_list};
     const IdLineScan scan = scan_id_lines(buffer, line_ends, lines, shape);
 
@@ -176,7 +184,7 @@ void rank_ranking_lines(const RankingModel& model, std::string_view buffer, cons
     }
     // Each task ranks its own lines from where they start: its ends counted from there.
     const std::size_t tasks = (lines + kLinesPerTask - 1) / kLinesPerTask;
-    std::vector<RankedLines> parts(tasks);
+    std::vector<TaskLines> parts(tasks);
     parallel_for(tasks, std::max<std::size_t>(threads, 1), [&](std::size_t, std::size_t task) {
         const std::size_t first = task * kLinesPerTask, count = std::min(kLinesPerTask, lines - first);
         const std::int64_t start = first == 0 ? 0 : line_ends[first - 1];
@@ -186,13 +194,21 @@ void rank_ranking_lines(const RankingModel& model, std::string_view buffer, cons
                   ends.data(), count, parts[task]);
     });
     out.done.clear();
-    out.text.clear();
-    out.ends.clear();
-    for (const RankedLines& part : parts) {
-        const std::size_t shift = out.text.size();
+    out.lines.clear();
+    out.storage.clear();
+    out.storage.reserve(tasks);
+    for (TaskLines& part : parts) {
         out.done.insert(out.done.end(), part.done.begin(), part.done.end());
-        out.text += part.text;
-        for (const std::size_t end : part.ends) out.ends.push_back(shift + end);
+        out.storage.push_back(std::move(part.text));
+    }
+    // Views taken once every text has its place (moving a short string moves its bytes).
+    for (std::size_t task = 0; task < tasks; ++task) {
+        const std::string_view text = out.storage[task];
+        std::size_t start = 0;
+        for (const std::size_t end : parts[task].ends) {
+            out.lines.push_back(text.substr(start, end - start));
+            start = end;
+        }
     }
 }
 

@@ -31,9 +31,15 @@ struct RankingModel {
 };
 
 struct RankedLines {
-    std::vector<std::uint8_t> done;  // per input line: 1 when its output line is in `text`
-    std::string text;                // the output lines of the lines done, in input order
-    std::vector<std::size_t> ends;   // per line done: where its output line ends in `text`
+    std::vector<std::uint8_t> done;       // per input line: 1 when its output line is in `lines`
+    std::vector<std::string_view> lines;  // the output lines of the lines done, in input order
+    std::vector<std::string> storage;     // the bytes `lines` views (each task's, as it wrote them:
+                                          // not copied again into one string)
+    RankedLines() = default;
+    RankedLines(const RankedLines&) = delete;  // the views would point into the other's storage
+    RankedLines& operator=(const RankedLines&) = delete;
+    RankedLines(RankedLines&&) = default;
+    RankedLines& operator=(RankedLines&&) = default;
 };
 
 // Line i is buffer[line_ends[i - 1], line_ends[i]) (line 0 starts at 0), without its newline.
