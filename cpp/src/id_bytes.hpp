@@ -51,6 +51,16 @@ inline std::uint64_t hash_id(std::string_view key) {
     return fold_multiply(a ^ k1, b ^ h ^ k2) * k0;
 }
 
+// An id of up to 8 bytes as one number: equal for equal bytes, different for different bytes of
+// the same length (lengths are compared apart). Fixed-size loads only: a copy of n bytes, n
+// known at run time, would be a call to memcpy.
+inline std::uint64_t short_word(const char* p, std::size_t n) {
+    if (n >= 4) return load_bytes(p, 4) | (load_bytes(p + n - 4, 4) << 32);
+    if (n == 0) return 0;
+    return static_cast<unsigned char>(p[0]) | (static_cast<std::uint64_t>(static_cast<unsigned char>(p[n / 2])) << 8) |
+           (static_cast<std::uint64_t>(static_cast<unsigned char>(p[n - 1])) << 16);
+}
+
 // Whether the n bytes at a and at b are equal.
 inline bool same_bytes(const char* a, const char* b, std::size_t n) {
     if (n >= 8 && n <= 16) return load_bytes(a, 8) == load_bytes(b, 8) && load_bytes(a + n - 8, 8) == load_bytes(b + n - 8, 8);

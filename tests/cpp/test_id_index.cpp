@@ -91,6 +91,27 @@ void check_duplicates() {
     }
 }
 
+// Ids kept in their slot (up to 8 bytes, zero-padded) against ids that differ only by trailing
+// zero bytes or by crossing the 8-byte line: all distinct, each found, the near ones not.
+void check_short_ids() {
+    using namespace std::string_literals;
+    const std::vector<std::string> ids = {""s,         "\0"s,         "\0\0"s,        "a"s,          "a\0"s,
+                                          "12345678"s, "1234567\0"s, "123456789"s, "12345678\0"s, "\0\0\0\0\0\0\0\0"s};
+    const std::vector<std::string_view> views(ids.begin(), ids.end());
+    const recbatch::IdIndex index(views);
+    for (std::size_t row = 0; row < ids.size(); ++row) {
+        expect(index.find(ids[row]) == static_cast<std::int64_t>(row), "short id " + std::to_string(row) + " found");
+    }
+    for (const std::string& other : {"a\0\0"s, "\0\0\0"s, "1234567"s, "12345679"s, "\0\0\0\0\0\0\0\0\0"s, "b"s}) {
+        expect(index.find(other) == -1, "a near id of length " + std::to_string(other.size()) + " is not found");
+    }
+    std::int64_t rows[10];
+    index.find_many(views.data(), views.size(), rows);
+    bool all = true;
+    for (std::size_t row = 0; row < ids.size(); ++row) all &= rows[row] == static_cast<std::int64_t>(row);
+    expect(all, "short ids through find_many");
+}
+
 void check_empty() {
     const recbatch::IdIndex index(std::vector<std::string_view>{});
     expect(index.size() == 0, "empty size");
@@ -147,6 +168,7 @@ void check_hash_spread() {
 
 int main() {
     check_same_bytes(99);
+    check_short_ids();
     check_hash_spread();
     check_empty();
     check_duplicates();

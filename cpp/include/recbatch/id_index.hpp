@@ -1,9 +1,10 @@
 // String id -> row: the lookup a job does for every id it reads (a ranking record's itemList
 // holds up to 500). A catalogue's ids outgrow the caches, and a Python dict pays three or four
 // dependent cache misses per key (its index, its entry, the key object, the value object).
-// Here one table slot holds the key's hash tag, its row and where its bytes are, and a batch
-// of lookups prefetches the slots and the key bytes of the keys a few steps ahead, so their
-// misses overlap instead of adding up.
+// Here one table slot holds the key's hash tag, its row, and the id itself when it has at most
+// 8 bytes (numbers, short codes), else where its bytes are; a batch of lookups prefetches the
+// slots and the bytes of the longer keys a few steps ahead, so their misses overlap instead of
+// adding up, and a short id costs one miss, not two.
 #pragma once
 
 #include <cstddef>
@@ -30,9 +31,10 @@ class IdIndex {
 
   private:
     struct Slot {
-        std::uint32_t tag;     // the hash's high half (a cheap first test before the bytes)
-        std::uint32_t row;     // kEmpty: a free slot
-        std::uint64_t offset;  // the id's bytes: a 4-byte length, then the bytes, in bytes_
+        std::uint32_t tag;    // 28 bits of the hash, then the id's length code (a cheap first test)
+        std::uint32_t row;    // kEmpty: a free slot
+        std::uint64_t where;  // an id of up to 8 bytes: those bytes (short_word); a longer one:
+                              // its place in bytes_ (a 4-byte length, then the bytes)
     };
     static constexpr std::uint32_t kEmpty = 0xFFFFFFFFu;
 
