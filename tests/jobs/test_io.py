@@ -204,20 +204,44 @@ def test_read_lines_bom_crlf_blank_and_compression(
     ),
     chunk=st.integers(1, 12),
     batch_size=st.integers(1, 7),
+    max_bytes=st.one_of(st.none(), st.integers(1, 40)),
 )
 def test_read_records_batches_the_stripped_lines(
-    tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], chunk: int, batch_size: int
+    tmp_path_factory: pytest.TempPathFactory,
+    lines: list[bytes],
+    chunk: int,
+    batch_size: int,
+    max_bytes: int | None,
 ) -> None:
-    # Lines split across reads; blank lines dropped, the others stripped, batched in order.
+    # Lines split across reads; blank lines dropped, the others stripped, batched in order: a
+    # batch ends at batch_size records or with the record that brings it to max_bytes bytes.
     path = tmp_path_factory.mktemp("records") / "in.jsonl"
     path.write_bytes(b"\n".join(lines))
     records = [line.strip() for line in lines if line.strip()]
-    expected = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
+    budget = jobio.BATCH_BYTES if max_bytes is None else max_bytes
+    expected: list[list[bytes]] = [[]]
+    for record in records:
+        if len(expected[-1]) == batch_size or sum(map(len, expected[-1])) >= budget:
+            expected.append([])
+        expected[-1].append(record)
+    expected = [batch for batch in expected if batch]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(jobio, "READ_CHUNK_BYTES", chunk)
-        assert list(jobio.read_records(str(path), batch_size)) == expected
+        assert list(jobio.read_records(str(path), batch_size, max_bytes=max_bytes)) == expected
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         jobio.read_records(str(path), 0)
+    with pytest.raises(ValueError, match="max_bytes must be >= 1, got 0"):
+        jobio.read_records(str(path), 1, max_bytes=0)
+
+
+def test_read_records_bounds_a_batch_by_bytes(tmp_path: Path) -> None:
+    # Long lines end a batch early, short ones fill it: memory follows bytes, not counts.
+    path = tmp_path / "in.jsonl"
+    lines = [b"x" * 1000] * 5 + [b"y"] * 10
+    path.write_bytes(b"\n".join(lines))
+    batches = list(jobio.read_records(str(path), 8, max_bytes=2500))
+    assert [len(batch) for batch in batches] == [3, 8, 4]  # 3,000 bytes; 2 long and 6 short; the rest
+    assert [record for batch in batches for record in batch] == lines
 
 
 def test_read_lines_final_newline_and_empty_file(tmp_path: Path) -> None:

@@ -17,8 +17,10 @@ on: it becomes the job's failureReason.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import re
@@ -62,6 +64,10 @@ CHECK_OBJECT_NAME = "_CHECK"
 READ_CHUNK_BYTES = 1 << 20
 #: A longer line fails the job: the input is not JSON Lines, and keeping it would not bound memory.
 MAX_LINE_BYTES = 16 << 20
+#: A batch of :func:`read_records` ends once its records hold this many bytes, whatever their
+#: count: a job holds a few batches and their outputs at once, and counts alone would let long
+#: lines (up to MAX_LINE_BYTES each) take gigabytes.
+BATCH_BYTES = 32 << 20
 #: S3 output below this size is one put_object; from it on, a multipart upload with parts of this size
 #: (16 MiB parts allow objects up to 160 GiB within S3's 10,000 parts).
 S3_PART_BYTES = 16 << 20
@@ -437,28 +443,45 @@ def read_lines(uri: str, *, kms_key_arn: str | None = None) -> Iterator[bytes]:
     return _iter_lines(uri)
 
 
-def read_records(uri: str, batch_size: int, *, kms_key_arn: str | None = None) -> Iterator[list[bytes]]:
-    """The records of ``uri`` in lists of ``batch_size`` (the last one shorter): its lines as
-    :func:`read_lines` reads them, without the blank ones, stripped of surrounding whitespace.
+def read_records(
+    uri: str, batch_size: int, *, kms_key_arn: str | None = None, max_bytes: int | None = None
+) -> Iterator[list[bytes]]:
+    """The records of ``uri`` in batches, in order: its lines as :func:`read_lines` reads them,
+    without the blank ones, stripped of surrounding whitespace.
 
-    A chunk's lines are stripped and batched together, with no Python step per line. Raises as
-    :func:`read_lines`.
+    A batch holds ``batch_size`` records, or fewer when they reach ``max_bytes`` bytes (default
+    :data:`BATCH_BYTES`) first: it ends with the record that reaches it. The last batch holds
+    what is left. A chunk's lines are stripped and batched together, with no Python step per
+    line. Raises as :func:`read_lines`.
     """
     if batch_size < 1:
         msg = f"batch_size must be >= 1, got {batch_size}"
         raise ValueError(msg)
+    budget = BATCH_BYTES if max_bytes is None else max_bytes
+    if budget < 1:
+        msg = f"max_bytes must be >= 1, got {budget}"
+        raise ValueError(msg)
     _reject_key_off_s3(uri, kms_key_arn, f"cannot read {uri}")
-    return _iter_records(uri, batch_size)
+    return _iter_records(uri, batch_size, budget)
 
 
-def _iter_records(uri: str, batch_size: int) -> Iterator[list[bytes]]:
+def _iter_records(uri: str, batch_size: int, max_bytes: int) -> Iterator[list[bytes]]:
     batch: list[bytes] = []
+    held = 0  # the bytes of batch's records
     for lines in _iter_line_chunks(uri):
-        batch.extend([record for line in lines if (record := line.strip())])
+        records = [record for line in lines if (record := line.strip())]
+        batch.extend(records)
+        held += sum(map(len, records))
         start = 0
-        while len(batch) - start >= batch_size:
-            yield batch[start : start + batch_size]
-            start += batch_size
+        while len(batch) - start >= batch_size or (held >= max_bytes and start < len(batch)):
+            end = start + batch_size
+            if held >= max_bytes:  # where the bytes reach the budget, if before batch_size records
+                reach = bisect.bisect_left(list(itertools.accumulate(map(len, batch[start:end]))), max_bytes)
+                end = min(end, start + reach + 1)
+            taken = batch[start:end]
+            held -= sum(map(len, taken))
+            yield taken
+            start = end
         del batch[:start]
     if batch:
         yield batch
