@@ -12,7 +12,9 @@
 #     --implementation cp --platform manylinux2014_x86_64 -d .whl \
 #     boto3 botocore s3transfer jmespath smart_open orjson
 # Optionally an earlier version of the job layer's files in .ab/old/ (excluded too): the jobs
-# then also run with those files, for a before/after on the same machine.
+# then also run with those files, for a before/after on the same machine. Optionally a whole
+# earlier tree in .ab/tree/ (mkdir -p .ab/tree && git archive <commit> | tar -x -C .ab/tree),
+# built here too, for a before/after of the extension as well (the ranking jobs only).
 # The call: carry [".whl", ".ab"], command `bash benchmarks/device_run.sh`.
 cd "$(dirname "$0")/.." || exit 1
 export CMAKE_BUILD_PARALLEL_LEVEL=16 PYTHONUNBUFFERED=1
@@ -34,17 +36,28 @@ if python3 -c "import boto3, smart_open, orjson" 2> /dev/null; then
   if [ -d .ab/old ]; then
     cp -r /tmp/rb /tmp/rb_old && cp .ab/old/*.py /tmp/rb_old/recbatch/jobs/
   fi
+  if [ -f .ab/tree/pyproject.toml ]; then
+    python3 -m pip install -q --no-build-isolation --no-deps --target /tmp/rb_tree .ab/tree > /tmp/b3.log 2>&1 ||
+      tail -20 /tmp/b3.log
+    stamp "build of .ab/tree" | tee -a "$OUT/machine.txt"
+  fi
   # Personalized ranking: 200,000 lines (its job's thread, not the kernel, sets its pace).
   # Ranking twice: with every listed item in the catalogue, and with 1% unknown to it (entry 59).
   for job in "aws-user-personalization" "aws-similar-items" "aws-personalized-ranking --lines 200000" \
     "aws-personalized-ranking --lines 200000 --unknown-items 0.01"; do
-    for tree in /tmp/rb /tmp/rb_old; do
+    for tree in /tmp/rb /tmp/rb_old /tmp/rb_tree; do
       [ -d $tree ] || continue
+      [ $tree = /tmp/rb_tree ] && [ "${job#aws-personalized-ranking}" = "$job" ] && continue
       echo "## $job, package at $tree"
       PYTHONPATH=$tree:/tmp/site python3 benchmarks/job_benchmark.py --recipe $job
     done
   done 2>&1 | grep -v "work files" | tee "$OUT/jobs_all_cores.txt"
   stamp jobs
+  # The ranking job's call alone, all threads and one (entries 66-72: predicted a fifth cheaper per
+  # line than session 12's, and the job's thread the bound of the whole job).
+  for threads in $(nproc) 1; do python3 benchmarks/ranking_call.py --threads $threads --seconds 10; done 2>&1 |
+    tee "$OUT/ranking_call.txt"
+  stamp ranking-call
 fi
 
 cd benchmarks || exit 1
