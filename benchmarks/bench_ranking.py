@@ -6,19 +6,23 @@ A personalized-ranking batch: 1,024 lists of 50 items (a few repeats) from a 100
 catalogue. The NumPy case is what the ranking job did before the extension ranked its lists:
 repeats dropped per list with ``dict.fromkeys``, the (user, item) pairs' float64 dot products
 (``einsum`` over gathered rows), the softmax denominator, and ``lexsort`` by score and row. Both
-run on one thread; each checks its order against the other's.
+run on one thread; each checks its order against the other's. The last case is the job's whole
+batch as it runs now: the same lists as JSON input lines, read, ranked and written as output lines
+by ``rank_ranking_lines`` (its items checked against ``CandidateRanker``'s order).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from recbatch.ranking import CandidateRanker
+from recbatch.ids import IdIndex
+from recbatch.ranking import CandidateRanker, rank_ranking_lines
 
 ITEMS, DIM, LISTS, LENGTH = 100_000, 64, 1024, 50
 
@@ -70,3 +74,34 @@ def test_rank_lists(benchmark: Any, rank: Any) -> None:
 def test_rank_lists_two_threads(benchmark: Any) -> None:
     benchmark.pedantic(_ranker_rank, args=(2,), rounds=30, warmup_rounds=2)
     benchmark.extra_info["us_per_list"] = round(1e6 * benchmark.stats.stats.median / LISTS, 2)
+
+
+_USERS = IdIndex([f"u{u}" for u in range(LISTS)])
+_ITEM_IDS = IdIndex([f"i{i}" for i in range(ITEMS)])
+_LINES = [
+    json.dumps({"userId": f"u{u}", "itemList": [f"i{i}" for i in _CANDIDATES[a:b]]}).encode()
+    for u, (a, b) in enumerate(itertools.pairwise(_INDPTR))
+]
+
+
+def _lines_rank(threads: int) -> list[bytes | None]:
+    return rank_ranking_lines(
+        _LINES,
+        users=_USERS,
+        items=_ITEM_IDS,
+        user_factors=_QUERIES,
+        item_factors=_ITEMS,
+        max_id_chars=256,
+        max_list=500,
+        threads=threads,
+    )
+
+
+def test_rank_ranking_lines(benchmark: Any) -> None:
+    written = benchmark.pedantic(_lines_rank, args=(1,), rounds=30, warmup_rounds=2)
+    ranked = _ranker_rank(1)
+    for line, rows in zip(written, ranked, strict=True):
+        assert line is not None
+        items = json.loads(line)["output"]["recommendedItems"]
+        assert items == [f"i{row}" for row in rows if row >= 0]
+    benchmark.extra_info["us_per_line"] = round(1e6 * benchmark.stats.stats.median / LISTS, 2)
