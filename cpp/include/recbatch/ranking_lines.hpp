@@ -48,8 +48,9 @@ struct RankedLines {
 // score descending (ties by row), each with its softmax share over them, then the items outside
 // the catalogue in list order with 0; a repeated item counts once. For a user the model lacks,
 // the score is the item's popularity and the share its part of the list's total, summed in rank
-// order (1 / the catalogue items where the total is 0). Ranked on up to `threads`
-// threads.
+// order (1 / the catalogue items where the total is 0). Each item is written as its line spells
+// it, in quotes: the scan takes ids with no escape and no control character, so that is the
+// item's JSON text. Ranked on up to `threads` threads.
 void rank_ranking_lines(const RankingModel& model, std::string_view buffer, const std::int64_t* line_ends,
                         std::size_t lines, std::size_t threads, RankedLines& out);
 
