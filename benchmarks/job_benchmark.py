@@ -10,7 +10,7 @@ The job runs through the public client (import, create, wait), exactly as a user
 its own, from its creation and last update timestamps (a wait for it ends at a poll). The
 kernel's share is the time during which an ItemIndex.search call is running (the job's Python
 work overlaps it, so the rest is time the kernel waits). Personalized ranking reads, ranks and
-writes most of its lines in one call to the extension (ranking.rank_ranking_lines), its share
+writes most of its lines in one call to the extension (ranking.rank_ranking_batch), its share
 reported apart, and ranks the others with CandidateRanker.rank; peak memory is the process's peak
 resident set during the job alone (reset before it starts), so building the model is not counted.
 """
@@ -107,7 +107,12 @@ def main() -> None:
     scoring.ItemIndex.search = timed(scoring.ItemIndex.search)  # type: ignore[method-assign]
     ranking.CandidateRanker.rank = timed(ranking.CandidateRanker.rank)  # type: ignore[method-assign]
     lines_seconds = 0.0
-    rank_lines = getattr(recipes, "rank_ranking_lines", None)  # absent from older job layers (A/B runs)
+    # The job layer's call of the lines (rank_ranking_batch; rank_ranking_lines before session 13;
+    # neither in older layers, for A/B runs).
+    lines_call = next(
+        (name for name in ("rank_ranking_batch", "rank_ranking_lines") if hasattr(recipes, name)), None
+    )
+    rank_lines = getattr(recipes, lines_call) if lines_call is not None else None
 
     def timed_lines(*a: Any, **kw: Any) -> Any:
         nonlocal lines_seconds
@@ -117,8 +122,8 @@ def main() -> None:
         finally:
             lines_seconds += time.perf_counter() - start
 
-    if rank_lines is not None:
-        recipes.rank_ranking_lines = timed_lines
+    if lines_call is not None:
+        setattr(recipes, lines_call, timed_lines)
     options = {} if args.threads is None else {"threads": args.threads}
     with recbatch.client(work / "home", **options) as client:
         arn = client.import_solution_version(

@@ -1,4 +1,4 @@
-"""The personalized-ranking job's call alone: ``rank_ranking_lines`` over 1,024-line batches.
+"""The personalized-ranking job's call alone: ``rank_ranking_batch`` over 1,024-line batches.
 
     python benchmarks/ranking_call.py                  # one thread, 10 seconds
     python benchmarks/ranking_call.py --threads 2 --seconds 30
@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from recbatch.ids import IdIndex
-from recbatch.ranking import rank_ranking_lines
+from recbatch.ranking import rank_ranking_batch
 
 
 def main() -> None:
@@ -57,7 +57,7 @@ def main() -> None:
     while not passes or time.perf_counter() < stop:
         start = time.perf_counter()
         for batch in batches:
-            done = rank_ranking_lines(
+            ranked = rank_ranking_batch(
                 batch,
                 users=users,
                 items=items,
@@ -67,7 +67,7 @@ def main() -> None:
                 max_list=500,
                 threads=args.threads,
             )
-            assert None not in done
+            assert ranked.done.all()
         passes.append((time.perf_counter() - start) / len(lines))
     passes.sort()
     print(

@@ -20,7 +20,14 @@ from recbatch import _core
 from recbatch.ids import IdIndex
 from recbatch.scoring import _as_matrix, _thread_count
 
-__all__ = ["CandidateRanker", "RankedLists", "rank_by_value", "rank_ranking_lines"]
+__all__ = [
+    "CandidateRanker",
+    "RankedLineBatch",
+    "RankedLists",
+    "rank_by_value",
+    "rank_ranking_batch",
+    "rank_ranking_lines",
+]
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,63 @@ def rank_by_value(values: ArrayLike, indptr: ArrayLike, candidates: ArrayLike) -
     return RankedLists(order=order, scores=scores, logsumexp=lse)
 
 
+@dataclass(frozen=True)
+class RankedLineBatch:
+    """A batch's output lines from :func:`rank_ranking_batch`, as one bytes object.
+
+    Attributes:
+        text: the output lines of the lines done, one after another, in input order.
+        done: (n,) bool, per input line: its output line is in ``text``.
+        ends: (done.sum(),) int64, per line done: where its output line ends in ``text``.
+    """
+
+    text: bytes
+    done: NDArray[np.bool_]
+    ends: NDArray[np.int64]
+
+    def lines(self) -> list[bytes | None]:
+        """One output line per input line, None for a line left to the caller."""
+        out: list[bytes | None] = [None] * self.done.size
+        start = 0
+        for position, end in zip(np.flatnonzero(self.done).tolist(), self.ends.tolist(), strict=True):
+            out[position] = self.text[start:end]
+            start = end
+        return out
+
+
+def rank_ranking_batch(
+    lines: Sequence[bytes],
+    *,
+    users: IdIndex,
+    items: IdIndex,
+    user_factors: NDArray[np.float32],
+    item_factors: NDArray[np.float32],
+    popularity: NDArray[np.float64] | None = None,
+    max_id_chars: int,
+    max_list: int,
+    threads: int | None = None,
+) -> RankedLineBatch:
+    """:func:`rank_ranking_lines` with the lines done as one bytes object: what a job writes, with
+    no Python object per line (creating them took about a quarter of a microsecond per line, on
+    one thread, while the GIL was held)."""
+    buffer = b"".join(lines)
+    line_ends = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+    np.cumsum(line_ends, out=line_ends)
+    text, done, ends = _core.rank_ranking_lines(
+        users._core,
+        items._core,
+        user_factors,
+        item_factors,
+        None if popularity is None else np.ascontiguousarray(popularity, dtype=np.float64),
+        buffer,
+        line_ends,
+        max_id_chars,
+        max_list,
+        _thread_count(threads),
+    )
+    return RankedLineBatch(text=text, done=done.astype(bool), ends=ends)
+
+
 def rank_ranking_lines(
     lines: Sequence[bytes],
     *,
@@ -181,20 +245,17 @@ def rank_ranking_lines(
     repeated item counts once. A user not in ``users`` has the list ranked by popularity
     instead, each item's share its part of the list's total, summed in rank order (equal shares
     where the total is 0). Each item is written as the JSON string its line holds (the lines done
-    hold no escapes), which is the catalogue's text for it.
+    hold no escapes), which is the catalogue's text for it. :func:`rank_ranking_batch` gives the
+    same lines as one bytes object.
     """
-    buffer = b"".join(lines)
-    ends = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
-    np.cumsum(ends, out=ends)
-    return _core.rank_ranking_lines(
-        users._core,
-        items._core,
-        user_factors,
-        item_factors,
-        None if popularity is None else np.ascontiguousarray(popularity, dtype=np.float64),
-        buffer,
-        ends,
-        max_id_chars,
-        max_list,
-        _thread_count(threads),
-    )
+    return rank_ranking_batch(
+        lines,
+        users=users,
+        items=items,
+        user_factors=user_factors,
+        item_factors=item_factors,
+        popularity=popularity,
+        max_id_chars=max_id_chars,
+        max_list=max_list,
+        threads=threads,
+    ).lines()

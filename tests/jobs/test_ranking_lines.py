@@ -89,8 +89,11 @@ def test_lines_of_the_shape_are_done_in_one_call(tmp_path: Path) -> None:
     ]
     steps = scorer.steps_for_lines(lines)
     call = next(steps)
-    done = call()
+    ranked = call()
+    done = ranked.lines()
     assert [line is not None for line in done] == [True, False, True]
+    assert ranked.done.tolist() == [True, False, True] and ranked.text == done[0] + done[2]
+    assert ranked.ends.tolist() == [len(done[0]), len(done[0]) + len(done[2])]
     first = orjson.loads(done[0])
     assert first["input"] == orjson.loads(lines[0]) and first["error"] is None
     # a and b tie (the same vector): by row; the unknown item after them, once, with 0.
@@ -98,7 +101,7 @@ def test_lines_of_the_shape_are_done_in_one_call(tmp_path: Path) -> None:
     assert first["output"]["scores"][0] == first["output"]["scores"][1] == 0.5
     assert first["output"]["scores"][2] == 0.0
     try:
-        steps.send(done)
+        steps.send(ranked)
     except StopIteration as end:
         scored = end.value
     assert scored.failed == 1
@@ -139,7 +142,7 @@ def test_users_the_model_lacks_are_ranked_by_popularity_in_the_call(tmp_path: Pa
         '{"userId": "nobody", "itemList": ["b", "c", "new", "a", "\u20ac"]}'.encode(),
         b'{"userId": "nobody", "itemList": ["b", "d"]}',  # all 0: equal shares
     ]
-    done = scorer.steps_for_lines(lines).send(None)()
+    done = scorer.steps_for_lines(lines).send(None)().lines()
     first, second = (orjson.loads(line) for line in done)
     assert first["output"] == {
         "recommendedItems": ["a", "\u20ac", "c", "b", "new"],

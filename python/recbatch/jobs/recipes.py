@@ -48,7 +48,7 @@ from recbatch.jobs.records import (
     users_lines,
 )
 from recbatch.model import MAX_ID_LENGTH, Family, Model, ModelError
-from recbatch.ranking import RankedLists, rank_by_value, rank_ranking_lines
+from recbatch.ranking import RankedLineBatch, RankedLists, rank_by_value, rank_ranking_batch
 from recbatch.scoring import TopKResult, default_threads
 
 __all__ = ["ScoredBatch", "Scorer", "ScoringSteps", "SearchCall", "records_per_batch"]
@@ -79,13 +79,45 @@ def records_per_batch(family: Family, num_results: int, threads: int | None = No
 
 
 class ScoredBatch:
-    """The output lines of one batch, in input order, and how many of them are errors."""
+    """The output lines of one batch, in input order, and how many of them are errors.
 
-    __slots__ = ("failed", "lines")
+    Held as a list of lines, or as one bytes object and the lines' ends where the extension wrote
+    the whole batch (personalized ranking): the job writes that as it is, and ``lines`` splits it
+    only when asked.
+    """
+
+    __slots__ = ("_ends", "_lines", "_text", "failed")
 
     def __init__(self, lines: list[bytes], failed: int) -> None:
-        self.lines = lines
+        self._lines: list[bytes] | None = lines
+        self._text: bytes | None = None
+        self._ends: NDArray[np.int64] | None = None
         self.failed = failed
+
+    @classmethod
+    def joined(cls, text: bytes, ends: NDArray[np.int64], failed: int = 0) -> ScoredBatch:
+        """A batch whose line i is ``text[ends[i - 1]:ends[i]]`` (line 0 from 0)."""
+        batch = cls([], failed)
+        batch._lines, batch._text, batch._ends = None, text, ends
+        return batch
+
+    @property
+    def lines(self) -> list[bytes]:
+        if self._lines is None:
+            assert self._text is not None and self._ends is not None
+            ends = self._ends.tolist()
+            self._lines = [self._text[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+        return self._lines
+
+    def __len__(self) -> int:
+        if self._lines is not None:
+            return len(self._lines)
+        assert self._ends is not None
+        return int(self._ends.size)
+
+    def text(self) -> bytes:
+        """The lines one after another: what the job writes."""
+        return self._text if self._text is not None else b"".join(self.lines)
 
 
 def _quote(value: str) -> str:
@@ -205,8 +237,8 @@ class Scorer:
             return (yield from self.steps(*parse_records(lines, self.family)))
         model = self.model
         assert model.user_factors is not None and model.item_factors is not None
-        done: list[bytes | None] = yield functools.partial(
-            rank_ranking_lines,
+        ranked: RankedLineBatch = yield functools.partial(
+            rank_ranking_batch,
             lines,
             users=model.user_lookup,
             items=model.item_lookup,
@@ -217,6 +249,9 @@ class Scorer:
             max_list=MAX_ITEM_LIST,
             threads=self.threads,
         )
+        if ranked.done.all():  # the usual batch: written as the extension wrote it
+            return ScoredBatch.joined(ranked.text, ranked.ends)
+        done = ranked.lines()
         rest = [position for position, line in enumerate(done) if line is None]
         failed = 0
         if rest:

@@ -229,9 +229,9 @@ class _Run:
             searches.close()
 
     def _write_batch(self, scored: ScoredBatch, records: int, out: jobio.OutputObject) -> None:
-        out.write(b"".join(scored.lines))
+        out.write(scored.text())
         self.state.records_read += records
-        self.state.records_written += len(scored.lines)
+        self.state.records_written += len(scored)
         self.state.records_failed += scored.failed
         if self.progress_callback is not None:
             self.progress_callback(dataclasses.replace(self.state))
