@@ -15,8 +15,10 @@ namespace {
 
 constexpr std::size_t kBlock = 32;
 
-// GCC spills a 24-accumulator vpdpbusd loop to the stack every step, so rows go through in
-// chunks of at most 6 (12 accumulators); the block's int8 data stays in L1 between chunks.
+// Rows go through in chunks of at most 12 (24 accumulators, as in the float kernel); the
+// block's int8 data stays in L1 between chunks. GCC spilled such a chunk to the stack every step
+// while it copied each _mm512_dpbusd_epi32 accumulator (chunks of 6 were needed then): dpbusd
+// below avoids the copy.
 constexpr int kChunk = 12;
 
 // acc += (unsigned bytes of u) . (signed bytes of s), per 32-bit lane. Written as inline asm
