@@ -8,11 +8,16 @@
 //   build/cpp/search_only W3 [queries] [repeat] [threads] [options]
 //
 // Options (any of, comma-separated): level=scalar|avx2|avx2_int8|avx2_vnni|avx512|avx512_vnni|amx_int8 (default:
-// the widest this CPU runs), logsumexp, exclude (100 random items per query). Gaussian queries
+// the widest this CPU runs), logsumexp, exclude (100 random items per query) or exclude=N,
+// bitmap_bytes=N (SearchOptions::exclusion_bitmap_bytes; 0: sorted exclusions), bitmap_rows_from=N
+// (SearchOptions::exclusion_bitmap_rows_from; 0: bitmaps whatever the count), unit (items
+// scaled to unit norm, as the cosine index of related items), item_queries (queries are random
+// items, each excluding itself after any other exclusions: a related-items job). Gaussian queries
 // and items of the workload's shape (bench_args.hpp). Prints the best time and its effective
 // GFLOP/s (2 n m d / time).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -32,12 +37,18 @@ bool has_option(const std::string& options, const std::string& name) {
     return ("," + options + ",").find("," + name + ",") != std::string::npos;
 }
 
-recbatch::SimdLevel level_option(const std::string& options) {
-    const std::string key = "level=";
+// The value of option "name=value", or "" where it is not given.
+std::string option_value(const std::string& options, const std::string& name) {
+    const std::string key = name + "=";
     const std::size_t at = ("," + options).find("," + key);
-    if (at == std::string::npos) return recbatch::detected_simd_level();
+    if (at == std::string::npos) return "";
     const std::size_t begin = at + key.size(), end = options.find(',', begin);
-    return recbatch::parse_simd_level(options.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
+    return options.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
+
+recbatch::SimdLevel level_option(const std::string& options) {
+    const std::string level = option_value(options, "level");
+    return level.empty() ? recbatch::detected_simd_level() : recbatch::parse_simd_level(level);
 }
 
 }  // namespace
@@ -45,7 +56,9 @@ recbatch::SimdLevel level_option(const std::string& options) {
 int main(int argc, char** argv) {
     using namespace recbatch;
     if (argc < 2) {
-        std::fprintf(stderr, "usage: %s W1|W2|W3 [queries] [repeat] [threads] [level=...,logsumexp,exclude]\n",
+        std::fprintf(stderr,
+                     "usage: %s W1|W2|W3 [queries] [repeat] [threads] "
+                     "[level=...,logsumexp,exclude[=N],bitmap_bytes=N,bitmap_rows_from=N,unit,item_queries]\n",
                      argv[0]);
         return 2;
     }
@@ -60,20 +73,40 @@ int main(int argc, char** argv) {
     std::vector<float> items(m * d), queries(n * d);
     for (float& x : items) x = normal(generator);
     for (float& x : queries) x = normal(generator);
+    if (has_option(options, "unit")) {
+        for (std::size_t i = 0; i < m; ++i) {
+            double norm = 0.0;
+            for (std::size_t j = 0; j < d; ++j) norm += double(items[i * d + j]) * items[i * d + j];
+            for (std::size_t j = 0; j < d; ++j) items[i * d + j] = static_cast<float>(items[i * d + j] / std::sqrt(norm));
+        }
+    }
+    const bool item_queries = has_option(options, "item_queries");
+    std::vector<std::int64_t> query_items(item_queries ? n : 0);
+    std::uniform_int_distribution<std::int64_t> item(0, static_cast<std::int64_t>(m) - 1);
+    for (std::size_t q = 0; q < query_items.size(); ++q) {
+        query_items[q] = item(generator);
+        std::copy_n(items.begin() + query_items[q] * static_cast<std::ptrdiff_t>(d), d, queries.begin() + q * d);
+    }
     SearchOptions search_options;
     search_options.k = k;
     search_options.threads = threads;
     search_options.level = level_option(options);
     search_options.logsumexp = has_option(options, "logsumexp");
+    if (const std::string bytes = option_value(options, "bitmap_bytes"); !bytes.empty())
+        search_options.exclusion_bitmap_bytes = std::stoull(bytes);
+    if (const std::string from = option_value(options, "bitmap_rows_from"); !from.empty())
+        search_options.exclusion_bitmap_rows_from = std::stoull(from);
     const PackedItems packed(items.data(), m, d, simd_level_available(SimdLevel::avx2_int8));
     SearchInput input;
     input.queries = queries.data();
     input.n_queries = n;
     std::vector<std::int64_t> indptr(n + 1, 0), excluded;
-    if (has_option(options, "exclude")) {
-        std::uniform_int_distribution<std::int64_t> item(0, static_cast<std::int64_t>(m) - 1);
+    const std::string per_query = option_value(options, "exclude");
+    const std::size_t n_excluded = has_option(options, "exclude") ? 100 : per_query.empty() ? 0 : std::stoull(per_query);
+    if (n_excluded > 0 || item_queries) {
         for (std::size_t q = 0; q < n; ++q) {
-            for (int j = 0; j < 100; ++j) excluded.push_back(item(generator));
+            for (std::size_t j = 0; j < n_excluded; ++j) excluded.push_back(item(generator));
+            if (item_queries) excluded.push_back(query_items[q]);
             indptr[q + 1] = static_cast<std::int64_t>(excluded.size());
         }
         input.exclude_indptr.wide = indptr.data();

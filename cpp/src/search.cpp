@@ -199,16 +199,20 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     std::atomic<bool> cancelled{false};
     std::vector<Scratch> scratch(std::min(threads, n_tasks));
     // Exclusions go into per-row eligibility bitmaps (task rows x m/8 bytes per worker): one bit
-    // cleared per excluded item, and each tile copies its words. Where those would take more than
-    // options.exclusion_bitmap_bytes, each row's exclusions are sorted by position and cleared
-    // tile by tile instead, which costs a sort per row and a data-dependent branch per row and
-    // tile (about 5% of W1's float32 search with 100 exclusions per query; NOTES 36).
+    // cleared per excluded item, and the kernels read each row's words in place. Writing and
+    // rereading m/8 bytes per row costs W1's shape 6-9% of its search whatever the count, while
+    // sorting each row's exclusions by position and clearing them tile by tile costs 2-4% for 1
+    // to 30 exclusions per row and 11-16% for 100 (a sort per row and a data-dependent branch per
+    // row and tile; NOTES 36, 77). So the bitmaps are for rows averaging many exclusions, within
+    // a memory budget.
     std::size_t max_task_rows = 0;
     for (std::size_t c = 0; c < query_chunks; ++c)
         max_task_rows = std::max(max_task_rows, chunk_starts[c + 1] - chunk_starts[c]);
-    const bool row_bitmaps = input.exclude_indptr.present() &&
-                             scratch.size() * max_task_rows * n_blocks * sizeof(std::uint32_t) <=
-                                 options.exclusion_bitmap_bytes;
+    const bool row_bitmaps =
+        input.exclude_indptr.present() &&
+        static_cast<std::uint64_t>(input.exclude_indptr[n] - input.exclude_indptr[0]) >=
+            static_cast<std::uint64_t>(n) * options.exclusion_bitmap_rows_from &&
+        scratch.size() * max_task_rows * n_blocks * sizeof(std::uint32_t) <= options.exclusion_bitmap_bytes;
     const bool sorted_exclusions = input.exclude_indptr.present() && !row_bitmaps;
 
     parallel_for(n_tasks, threads, [&](std::size_t thread_index, std::size_t task) {

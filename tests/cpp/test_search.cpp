@@ -29,7 +29,10 @@ struct Case {
     bool integers, exclude, allow, lse;
     float scale = 1.0f;   // queries and items are multiplied by this
     bool spread = false;  // item norms spread log-normally (most blocks prunable)
-    bool sorted_exclusions = false;  // no bitmap budget: exclusions sorted per row, cleared per tile
+    // How exclusions are applied: SearchOptions' rule, or either way forced: sorted per row and
+    // cleared tile by tile (no bitmap budget), or per-row bitmaps whatever the count.
+    enum class Exclusions { by_rule, sorted, bitmaps } exclusions = Exclusions::by_rule;
+    std::size_t per_row = 0;  // at most this many exclusions per row; 0: up to m / 2, row 0 all
 };
 
 void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
@@ -52,7 +55,9 @@ void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
     std::vector<std::int64_t> indptr(c.n + 1, 0), excluded;
     for (std::size_t q = 0; q < c.n; ++q) {
         if (c.exclude) {
-            const std::size_t count = q == 0 ? c.m : rng() % (c.m / 2 + 1);  // row 0: everything
+            const std::size_t count = c.per_row > 0 ? rng() % (c.per_row + 1)
+                                      : q == 0      ? c.m  // row 0: everything
+                                                    : rng() % (c.m / 2 + 1);
             std::vector<std::int64_t> row(c.m);
             std::iota(row.begin(), row.end(), 0);
             std::shuffle(row.begin(), row.end(), rng);
@@ -82,7 +87,8 @@ void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
     options.threads = c.threads;
     options.logsumexp = c.lse;
     options.level = level;
-    if (c.sorted_exclusions) options.exclusion_bitmap_bytes = 0;
+    if (c.exclusions == Case::Exclusions::sorted) options.exclusion_bitmap_bytes = 0;
+    if (c.exclusions == Case::Exclusions::bitmaps) options.exclusion_bitmap_rows_from = 0;
     std::vector<std::int64_t> out_indices(c.n * c.k);
     std::vector<float> out_scores(c.n * c.k);
     std::vector<double> out_lse(c.n);
@@ -204,11 +210,15 @@ int main() {
         {40, 3000, 33, 1, 2, false, false, false, false},  {30, 2000, 7, 2000, 1, false, true, true, false},
         {25, 4000, 300, 5, 2, false, true, false, false},  {50, 3000, 10, 30, 3, true, true, true, false},
         {40, 5000, 24, 10, 2, false, false, false, false, 1.0f, true},
-        // Exclusions sorted per row and cleared tile by tile (no bitmap budget), and as bitmaps.
-        {9, 33000, 3, 10, 2, false, true, true, true, 1.0f, false, true},
-        {40, 700, 16, 25, 2, false, true, false, true, 1.0f, false, true},
-        {30, 2000, 33, 5, 3, false, true, true, false, 1.0f, false, true},
+        // Exclusions sorted per row and cleared tile by tile (no bitmap budget), and as bitmaps;
+        // a few per row (at most 3, as related items' one), which the rule sorts, both ways.
+        {9, 33000, 3, 10, 2, false, true, true, true, 1.0f, false, Case::Exclusions::sorted},
+        {40, 700, 16, 25, 2, false, true, false, true, 1.0f, false, Case::Exclusions::sorted},
+        {30, 2000, 33, 5, 3, false, true, true, false, 1.0f, false, Case::Exclusions::sorted},
         {9, 33000, 3, 10, 2, false, true, true, true},
+        {40, 3000, 16, 25, 2, false, true, false, true, 1.0f, false, Case::Exclusions::by_rule, 3},
+        {40, 3000, 16, 25, 2, false, true, true, false, 1.0f, false, Case::Exclusions::bitmaps, 3},
+        {30, 3000, 33, 5, 3, false, true, false, false, 1.0f, false, Case::Exclusions::by_rule, 1},
         // The AMX screening kernel's tile shapes: two chunks of 16 dimension groups (one
         // partial, then both full) kept loaded, and three full chunks cycled through.
         {30, 3000, 100, 10, 2, false, true, false, false},  {20, 2000, 128, 25, 1, false, false, true, false},

@@ -53,10 +53,13 @@ struct SearchOptions {
     // Where to add screening counters (nullptr: nowhere).
     ScreenStats* stats = nullptr;
     // Exclusions go into per-row eligibility bitmaps (m / 8 bytes for each row of a task, per
-    // worker thread) while all of them together fit in this many bytes; beyond, each row's
-    // exclusions are sorted and cleared tile by tile, which is slower (a sort per row and a
-    // branch per row and tile). Results are the same either way.
+    // worker thread) where the rows average at least exclusion_bitmap_rows_from exclusions and
+    // all the bitmaps together fit in exclusion_bitmap_bytes. Otherwise each row's exclusions are
+    // sorted and cleared tile by tile: a sort per row and a branch per row and tile, which costs
+    // more than the bitmaps' memory traffic only for many exclusions per row. Results are the
+    // same either way.
     std::size_t exclusion_bitmap_bytes = std::size_t{16} << 20;
+    std::size_t exclusion_bitmap_rows_from = 32;
 };
 
 struct SearchOutput {
