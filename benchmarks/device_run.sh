@@ -2,7 +2,8 @@
 # The prepared run for a lent many-core machine (no network there; its python3 has numpy, cmake,
 # ninja, pybind11 and scikit-build-core, not the job layer's boto3, smart_open or orjson): builds
 # the working tree, then issue 5's whole jobs on all cores, the user-personalization job's kernel
-# on 16 threads (W1's shape, a job's batch against a long call) and target 5 (threads, W2).
+# on 16 threads (W1's shape, a job's batch against a long call), target 5 (threads, W2) and
+# entry 77's exclusions on two of its cores.
 # Writes its tables to $OUT, the most wanted first. About 4 minutes on 16 cores (earlier runs:
 # NOTES entries 48 and 55).
 #
@@ -73,3 +74,12 @@ stamp w1-16
 # Target 5: W2's shape, 16,000 queries, 1 and 16 threads, the FMA loop beside each.
 python3 thread_scaling.py --queries 16000 --threads 1,16 --repeat 3 | tee "$OUT/threads_w2.md"
 stamp total
+# Entry 77 on an Intel CPU: one exclusion per query (related items' own item) sorted by the rule
+# against per-row bitmaps forced, W1's shape with unit items and item queries, two cores, three
+# alternated rounds (best of 5 each). Zen 4 gave the sorted path 3-9% at two threads.
+for round in 1 2 3; do
+  for options in unit,item_queries unit,item_queries,bitmap_rows_from=0 unit; do
+    taskset -c 0,1 /tmp/bc/search_only W1 3840 5 2 $options | tail -1
+  done
+done | tee "$OUT/exclusions_w1_unit.txt"
+stamp exclusions
