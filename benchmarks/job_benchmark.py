@@ -4,6 +4,7 @@
     python benchmarks/job_benchmark.py --lines 100000  # a quicker run
     python benchmarks/job_benchmark.py --recipe aws-similar-items   # itemId lines, the cosine index
     python benchmarks/job_benchmark.py --recipe aws-personalized-ranking --unknown-items 0.01
+    python benchmarks/job_benchmark.py --recipe aws-item-affinity --k 1000   # a batch segment job
     python benchmarks/job_benchmark.py --recipe aws-personalized-ranking --unknown-users 0.1
 
 The job runs through the public client (import, create, wait), exactly as a user runs one. The job's time is
@@ -133,14 +134,18 @@ def main() -> None:
         )["solutionVersionArn"]
         reset_peak_rss()
         start = time.perf_counter()
-        job_arn = client.create_batch_inference_job(
-            jobName="bench",
-            solutionVersionArn=arn,
-            numResults=args.k,
-            jobInput={"s3DataSource": {"path": str(work / "input.jsonl")}},
-            jobOutput={"s3DataDestination": {"path": str(work / "out") + "/"}},
-            roleArn="arn:aws:iam::000000000000:role/bench",
-        )["batchInferenceJobArn"]
+        request = {
+            "jobName": "bench",
+            "solutionVersionArn": arn,
+            "numResults": args.k,
+            "jobInput": {"s3DataSource": {"path": str(work / "input.jsonl")}},
+            "jobOutput": {"s3DataDestination": {"path": str(work / "out") + "/"}},
+            "roleArn": "arn:aws:iam::000000000000:role/bench",
+        }
+        if family is Family.USER_SEGMENTATION:  # a batch segment job: each item's users
+            job_arn = client.create_batch_segment_job(**request)["batchSegmentJobArn"]
+        else:
+            job_arn = client.create_batch_inference_job(**request)["batchInferenceJobArn"]
         job = client.wait_for_job(job_arn)
         waited = time.perf_counter() - start
     assert job["status"] == "ACTIVE", job.get("failureReason")

@@ -175,7 +175,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     const std::size_t n_blocks = items.n_blocks();
     const std::size_t tile_blocks = std::min(n_blocks, tile_blocks_for(dim));
     const std::size_t flag_words = (tile_blocks + 63) / 64;
-    const std::vector<std::size_t> chunk_starts = query_chunk_starts(n, kMaxRows, threads);
+    const std::vector<std::size_t> chunk_starts = query_chunk_starts(n, kMaxRows, threads, k);
     const std::size_t query_chunks = chunk_starts.size() - 1;
     const std::size_t ranges = catalogue_ranges_for(query_chunks, threads, n, k, n_blocks, tile_blocks, dim);
     const std::size_t n_tasks = query_chunks * ranges;

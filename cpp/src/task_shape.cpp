@@ -12,14 +12,22 @@ std::size_t tile_blocks_for(std::size_t dim) {
     return std::max<std::size_t>(1, (256 * 1024) / block_bytes);
 }
 
-std::vector<std::size_t> query_chunk_starts(std::size_t n_queries, std::size_t group_rows, std::size_t threads) {
+std::size_t max_chunk_groups(std::size_t group_rows, std::size_t k) {
+    const std::size_t group_bytes =
+        std::max<std::size_t>(1, group_rows) * std::max<std::size_t>(1, k) * sizeof(std::uint64_t);
+    return std::clamp<std::size_t>(kChunkTopKBytes / group_bytes, 1, kMaxChunkGroups);
+}
+
+std::vector<std::size_t> query_chunk_starts(std::size_t n_queries, std::size_t group_rows, std::size_t threads,
+                                            std::size_t k) {
+    const std::size_t tallest = max_chunk_groups(group_rows, k);
     threads = std::max<std::size_t>(1, threads);
     const std::size_t groups = (n_queries + group_rows - 1) / group_rows;
     std::vector<std::size_t> starts;
     for (std::size_t group = 0; group < groups;) {
         starts.push_back(group * group_rows);
         const std::size_t left = groups - group;
-        group += groups < 2 * threads ? 1 : std::min(kMaxChunkGroups, (left + threads - 1) / threads);
+        group += groups < 2 * threads ? 1 : std::min(tallest, (left + threads - 1) / threads);
     }
     starts.push_back(n_queries);
     return starts;
