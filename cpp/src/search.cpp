@@ -20,7 +20,7 @@
 #include "parallel_for.hpp"
 #include "screen_bound.hpp"
 #include "task_shape.hpp"
-#include "top_k_heap.hpp"
+#include "top_k_list.hpp"
 
 namespace recbatch {
 namespace {
@@ -137,6 +137,7 @@ struct Scratch {
     std::vector<std::uint64_t> flagged;  // per row of a group: the blocks with a candidate
     std::vector<std::int64_t> cursors, excluded;  // per row: positions of its excluded items, sorted
     std::vector<std::uint32_t> row_bits;          // or per row: eligibility of every stored position
+    std::vector<std::uint64_t> spare, selection;  // buffered top-k lists: per row, and shared
     std::vector<double> query_norms;
     // Screening only: quantised queries (rows x dim_groups * 4 bytes), their bound constants,
     // and per group the kernel's row pointers and a, b, t.
@@ -214,6 +215,16 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             static_cast<std::uint64_t>(n) * options.exclusion_bitmap_rows_from &&
         scratch.size() * max_task_rows * n_blocks * sizeof(std::uint32_t) <= options.exclusion_bitmap_bytes;
     const bool sorted_exclusions = input.exclude_indptr.present() && !row_bitmaps;
+    // Lists of k >= options.top_k_buffer_from are kept buffered (top_k_list.hpp) where each
+    // worker's spare keys (per task row) and selection buffer (k + spare) fit the budget, with a
+    // spare of k keys: each selection then moves about two keys per push. A budget that cuts
+    // the spare below max(256, k / 8) would make selections too frequent: a heap then.
+    std::size_t spare_size = 0;
+    if (k >= options.top_k_buffer_from) {
+        const std::size_t per_worker = options.top_k_buffer_bytes / sizeof(std::uint64_t) / scratch.size();
+        if (per_worker > k) spare_size = std::min(k, (per_worker - k) / (max_task_rows + 1));
+        if (spare_size < k && spare_size < std::max<std::size_t>(256, k / 8)) spare_size = 0;
+    }
 
     parallel_for(n_tasks, threads, [&](std::size_t thread_index, std::size_t task) {
         Scratch& s = scratch[thread_index];
@@ -237,6 +248,10 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         s.cursors.assign(rows + 1, 0);
         s.excluded.clear();
         if (row_bitmaps) s.row_bits.resize(rows * n_blocks);
+        if (spare_size > 0) {
+            s.spare.resize(rows * spare_size);
+            s.selection.resize(k + spare_size);
+        }
         s.query_norms.resize(rows);
         if (screen) {
             s.query_bytes.resize(rows * groups * 4);
@@ -256,10 +271,14 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             s.item_score.resize(kMaxRows * tile_blocks * kItemwiseAtMost);
         }
         std::uint64_t task_candidates = 0, task_rescored = 0, task_items = 0;
-        std::vector<TopKHeap> heaps;
+        std::vector<TopKList> heaps;
         heaps.reserve(rows);
         for (std::size_t r = 0; r < rows; ++r) {
-            heaps.emplace_back(top_scores + (first + r) * k, top_indices + (first + r) * k, k);
+            if (spare_size > 0)
+                heaps.emplace_back(top_scores + (first + r) * k, top_indices + (first + r) * k, k,
+                                   s.spare.data() + r * spare_size, spare_size, s.selection.data());
+            else
+                heaps.emplace_back(top_scores + (first + r) * k, top_indices + (first + r) * k, k);
             heaps.back().reset();
             const float* q = input.queries + (first + r) * dim;
             double norm = 0.0;
@@ -438,7 +457,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                                  s.scores.data(), s.pair_above.data());
                     for (std::size_t i = 0; i < pairs; ++i) {
                         const std::size_t r = s.pair_row[i], b = s.pair_block[i];
-                        TopKHeap& heap = heaps[group + r];
+                        TopKList& heap = heaps[group + r];
                         const float* pair_scores = s.scores.data() + i * kBlockItems;
                         for (std::uint32_t bits = s.pair_above[i] & group_eligible[r * eligible_stride + b]; bits != 0;
                              bits &= bits - 1) {
@@ -478,7 +497,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                 // The kernel's test is score >= threshold, so ties reach the heap, which
                 // orders them by the caller's item index whatever the scan order.
                 for (std::size_t r = 0; r < group_rows; ++r) {
-                    TopKHeap& heap = heaps[group + r];
+                    TopKList& heap = heaps[group + r];
                     const float* row_scores = s.scores.data() + r * blocks * kBlockItems;
                     const std::uint32_t* row_candidates = s.candidates.data() + r * blocks;
                     std::uint64_t* row_flags = s.flagged.data() + r * flag_words;
@@ -522,7 +541,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     const std::size_t merge_rows = 64;
     parallel_for((n + merge_rows - 1) / merge_rows, threads, [&](std::size_t, std::size_t task) {
         for (std::size_t row = task * merge_rows; row < std::min(n, (task + 1) * merge_rows); ++row) {
-            TopKHeap heap(output.scores + row * k, output.indices + row * k, k);
+            TopKList heap(output.scores + row * k, output.indices + row * k, k);
             heap.reset();
             for (std::size_t range = 0; range < ranges; ++range) {
                 const float* scores = range_scores.data() + (range * n + row) * k;

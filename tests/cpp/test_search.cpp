@@ -33,6 +33,9 @@ struct Case {
     // cleared tile by tile (no bitmap budget), or per-row bitmaps whatever the count.
     enum class Exclusions { by_rule, sorted, bitmaps } exclusions = Exclusions::by_rule;
     std::size_t per_row = 0;  // at most this many exclusions per row; 0: up to m / 2, row 0 all
+    // SearchOptions::top_k_buffer_from and top_k_buffer_bytes where not 0 (buffered top-k lists
+    // for small k, with many selections; or a budget that cuts the spare below k).
+    std::size_t buffer_from = 0, buffer_bytes = 0;
 };
 
 void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
@@ -89,6 +92,8 @@ void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
     options.level = level;
     if (c.exclusions == Case::Exclusions::sorted) options.exclusion_bitmap_bytes = 0;
     if (c.exclusions == Case::Exclusions::bitmaps) options.exclusion_bitmap_rows_from = 0;
+    if (c.buffer_from > 0) options.top_k_buffer_from = c.buffer_from;
+    if (c.buffer_bytes > 0) options.top_k_buffer_bytes = c.buffer_bytes;
     std::vector<std::int64_t> out_indices(c.n * c.k);
     std::vector<float> out_scores(c.n * c.k);
     std::vector<double> out_lse(c.n);
@@ -225,6 +230,16 @@ int main() {
         {20, 2000, 192, 5, 2, true, false, false, false},
         {20, 2000, 16, 10, 1, false, false, false, false, 1e-20f},
         {20, 2000, 16, 10, 1, false, false, false, false, 3e17f},
+        // Buffered top-k lists: from k = 1 on (a selection every k pushes), with exclusions, the
+        // log-sum-exp, ties (integers) and catalogue ranges; and k = 2,000 with a spare of 300
+        // (a 141,600-byte budget over 3 workers of 12-row tasks), past 512, where they start anyway.
+        {29, 517, 17, 10, 2, false, false, false, true, 1.0f, false, Case::Exclusions::by_rule, 0, 1},
+        {50, 300, 5, 40, 3, true, false, false, false, 1.0f, false, Case::Exclusions::by_rule, 0, 1},
+        {40, 3000, 33, 1, 2, false, true, true, false, 1.0f, false, Case::Exclusions::by_rule, 0, 1},
+        {50, 3000, 10, 30, 3, true, true, true, false, 1.0f, false, Case::Exclusions::by_rule, 0, 1},
+        {40, 5000, 24, 10, 2, false, false, false, false, 1.0f, true, Case::Exclusions::by_rule, 0, 1},
+        {3, 40000, 32, 10, 8, false, true, true, true, 1.0f, false, Case::Exclusions::by_rule, 0, 1},
+        {31, 9000, 12, 2000, 3, true, true, false, false, 1.0f, false, Case::Exclusions::by_rule, 0, 0, 141600},
         // A few queries on eight threads: the catalogue is split into ranges and merged.
         {3, 40000, 32, 10, 8, false, true, true, true},
         {2, 40000, 32, 700, 8, true, false, false, false},

@@ -60,6 +60,12 @@ struct SearchOptions {
     // same either way.
     std::size_t exclusion_bitmap_bytes = std::size_t{16} << 20;
     std::size_t exclusion_bitmap_rows_from = 32;
+    // Top-k lists of at least top_k_buffer_from entries append candidates to a spare buffer and
+    // select the k best when it fills, instead of pushing each down a heap (a large heap's pushes
+    // are chains of cache misses), where the workers' buffers fit in top_k_buffer_bytes together.
+    // Results are the same either way.
+    std::size_t top_k_buffer_from = 512;
+    std::size_t top_k_buffer_bytes = std::size_t{32} << 20;
 };
 
 struct SearchOutput {

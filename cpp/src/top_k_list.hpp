@@ -1,0 +1,144 @@
+// A row's k best (score, item) entries, built in the caller's output row of indices. A key
+// packs the score's bits, mapped so that unsigned order is float order, above (2^32 - 1 -
+// index): one unsigned comparison orders by score, then by lower index, which makes results
+// independent of scan order and thread count. PackedItems holds fewer than 2^32 items, so every
+// index fits; key 0 is below every real entry.
+//
+// Two ways to keep them, with the same results:
+//   - a binary min-heap of the k keys (the root is the worst kept entry), for small k: it stays
+//     in L1 and a push costs a few compares;
+//   - for large k, where a push down a heap of tens of kilobytes is a chain of cache misses:
+//     keys at or above the floor are appended to a spare buffer, and when it fills, a selection
+//     (nth_element over the kept keys and the spare ones, in a scratch buffer one thread's lists
+//     share) keeps the k best and raises the floor to the k-th. Each key is then moved a few
+//     times, sequentially, instead of sifted through log2(k) scattered levels.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+
+namespace recbatch {
+
+class TopKList {
+public:
+    // Heap mode. The keys live in `indices` (int64 and uint64 may alias) until sort_descending
+    // rewrites the row as (score, index) pairs.
+    TopKList(float* scores, std::int64_t* indices, std::size_t k)
+        : scores_(scores), keys_(reinterpret_cast<std::uint64_t*>(indices)), k_(k) {}
+
+    // Buffered mode: `spare` holds spare_size keys of this list, `scratch` k + spare_size keys
+    // that every list of the calling thread may use in turn.
+    TopKList(float* scores, std::int64_t* indices, std::size_t k, std::uint64_t* spare, std::size_t spare_size,
+             std::uint64_t* scratch)
+        : scores_(scores),
+          keys_(reinterpret_cast<std::uint64_t*>(indices)),
+          k_(k),
+          spare_(spare),
+          spare_size_(spare_size),
+          scratch_(scratch) {}
+
+    void reset() {
+        kept_ = pending_ = 0;
+        floor_ = 0;
+        if (spare_ == nullptr) std::fill(keys_, keys_ + k_, std::uint64_t{0});
+    }
+
+    // The score an item needs to be considered (ties go on to the index comparison): the k-th
+    // best so far, or -inf before k entries. Buffered, it is the k-th as of the last selection,
+    // a lower bound; the first time k entries are held, a selection runs so that it is finite.
+    float threshold() {
+        if (spare_ == nullptr) return keys_[0] == 0 ? -INFINITY : score_of(keys_[0]);
+        if (floor_ == 0 && kept_ + pending_ >= k_) select();
+        return floor_ == 0 ? -INFINITY : score_of(floor_);
+    }
+
+    // -inf (and NaN) scores never enter: such rows are padded instead.
+    void push(float score, std::int64_t index) {
+        if (!(score > -INFINITY)) return;
+        const std::uint64_t key = key_of(score, index);
+        if (spare_ != nullptr) {
+            if (key <= floor_) return;
+            spare_[pending_++] = key;
+            if (pending_ == spare_size_) select();
+            return;
+        }
+        if (key <= keys_[0]) return;
+        std::size_t i = 0;
+        for (;;) {
+            std::size_t child = 2 * i + 1;
+            if (child >= k_) break;
+            if (child + 1 < k_) child += keys_[child + 1] < keys_[child] ? 1 : 0;
+            if (key <= keys_[child]) break;
+            keys_[i] = keys_[child];
+            i = child;
+        }
+        keys_[i] = key;
+    }
+
+    // Rewrites the row best first as scores and indices; empty slots become (-inf, -1), last.
+    void sort_descending() {
+        if (spare_ != nullptr) {
+            select();
+            std::fill(keys_ + kept_, keys_ + k_, std::uint64_t{0});
+        }
+        std::sort(keys_, keys_ + k_, std::greater<>());
+        for (std::size_t i = 0; i < k_; ++i) {
+            const std::uint64_t key = keys_[i];
+            scores_[i] = key == 0 ? -INFINITY : score_of(key);
+            const std::int64_t index = key == 0 ? -1 : static_cast<std::int64_t>(0xffffffffu - (key & 0xffffffffu));
+            std::memcpy(keys_ + i, &index, sizeof index);
+        }
+    }
+
+private:
+    // Buffered mode: the k best of the kept and pending keys become the kept ones (unordered),
+    // and once there are k, the floor is the k-th best. Keys are distinct (one per item), so
+    // whatever nth_element leaves on either side of the k-th is the same set.
+    void select() {
+        if (pending_ == 0) return;
+        std::copy(keys_, keys_ + kept_, scratch_);
+        std::copy(spare_, spare_ + pending_, scratch_ + kept_);
+        const std::size_t held = kept_ + pending_;
+        pending_ = 0;
+        if (held <= k_) {
+            std::copy(scratch_, scratch_ + held, keys_);
+            kept_ = held;
+        } else {
+            std::nth_element(scratch_, scratch_ + (k_ - 1), scratch_ + held, std::greater<>());
+            std::copy(scratch_, scratch_ + k_, keys_);
+            kept_ = k_;
+        }
+        if (kept_ == k_) floor_ = *std::min_element(keys_, keys_ + k_);
+    }
+
+    static std::uint64_t key_of(float score, std::int64_t index) {
+        std::uint32_t bits;
+        const float positive_zero = score + 0.0f;  // -0 and +0 compare equal: give them one key
+        std::memcpy(&bits, &positive_zero, sizeof bits);
+        bits = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+        return (std::uint64_t{bits} << 32) | (0xffffffffu - static_cast<std::uint32_t>(index));
+    }
+
+    static float score_of(std::uint64_t key) {
+        std::uint32_t bits = static_cast<std::uint32_t>(key >> 32);
+        bits = (bits & 0x80000000u) ? (bits & 0x7fffffffu) : ~bits;
+        float score;
+        std::memcpy(&score, &bits, sizeof score);
+        return score;
+    }
+
+    float* scores_;
+    std::uint64_t* keys_;
+    std::size_t k_;
+    std::uint64_t* spare_ = nullptr;  // buffered mode only, as the three below
+    std::size_t spare_size_ = 0;
+    std::uint64_t* scratch_ = nullptr;
+    std::size_t kept_ = 0, pending_ = 0;
+    std::uint64_t floor_ = 0;  // keys at or below it cannot enter
+};
+
+}  // namespace recbatch

@@ -1,0 +1,109 @@
+// TopKList (cpp/src/top_k_list.hpp) in both of its ways against a sorted reference: random
+// pushes with many ties, -0 beside +0, -inf and NaN (never kept), fewer pushes than k, and
+// spare buffers from one key to k. The k best by (score desc, index asc), best first, padded
+// with (-inf, -1); a threshold never above the true k-th best, finite once k entries are held.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "expect.hpp"
+#include "top_k_list.hpp"
+
+namespace {
+
+using recbatch_test::expect;
+
+struct Entry {
+    float score;
+    std::int64_t index;
+};
+
+// The k best entries with a score above -inf, as the list orders them (-0 equals +0).
+std::vector<Entry> reference(std::vector<Entry> pushed, std::size_t k) {
+    pushed.erase(std::remove_if(pushed.begin(), pushed.end(), [](const Entry& e) { return !(e.score > -INFINITY); }),
+                 pushed.end());
+    std::sort(pushed.begin(), pushed.end(), [](const Entry& a, const Entry& b) {
+        return a.score != b.score ? a.score > b.score : a.index < b.index;
+    });
+    if (pushed.size() > k) pushed.resize(k);
+    return pushed;
+}
+
+void run(std::size_t k, std::size_t n_pushes, std::size_t spare_size, std::mt19937& rng) {
+    const std::string name = "k=" + std::to_string(k) + " pushes=" + std::to_string(n_pushes) +
+                             " spare=" + std::to_string(spare_size);
+    // Few distinct scores, so that ties decide; indices are distinct, as items are in a row.
+    std::uniform_int_distribution<int> level(-6, 6);
+    std::vector<std::int64_t> indices(n_pushes);
+    for (std::size_t i = 0; i < n_pushes; ++i) indices[i] = static_cast<std::int64_t>(i * 7919 % 1000003);
+    std::shuffle(indices.begin(), indices.end(), rng);
+    std::vector<Entry> pushed;
+    for (std::size_t i = 0; i < n_pushes; ++i) {
+        const int l = level(rng);
+        float score = static_cast<float>(l) * 0.25f;
+        if (l == -6) score = -INFINITY;
+        if (l == 6) score = std::nanf("");
+        if (l == 0 && rng() % 2 == 0) score = -0.0f;
+        pushed.push_back({score, indices[i]});
+    }
+    const std::vector<Entry> expected = reference(pushed, k);
+
+    std::vector<float> scores(k);
+    std::vector<std::int64_t> out(k);
+    std::vector<std::uint64_t> spare(spare_size), scratch(k + spare_size);
+    recbatch::TopKList list = spare_size == 0 ? recbatch::TopKList(scores.data(), out.data(), k)
+                                              : recbatch::TopKList(scores.data(), out.data(), k, spare.data(),
+                                                                   spare_size, scratch.data());
+    list.reset();
+    std::vector<Entry> so_far;
+    bool threshold_ok = true;
+    for (std::size_t i = 0; i < pushed.size(); ++i) {
+        list.push(pushed[i].score, pushed[i].index);
+        so_far.push_back(pushed[i]);
+        if (i % 97 != 0 && i + 1 != pushed.size()) continue;
+        const std::vector<Entry> best = reference(so_far, k);
+        const float threshold = list.threshold();
+        // A lower bound on the k-th best so far; exact in heap mode; finite once k are held.
+        const bool full = best.size() == k;
+        threshold_ok = threshold_ok && (!full ? threshold == -INFINITY : threshold > -INFINITY) &&
+                       (!full || threshold <= best.back().score) &&
+                       (spare_size > 0 || !full || threshold == best.back().score);
+    }
+    expect(threshold_ok, name + ": thresholds");
+    list.sort_descending();
+    bool same = true;
+    for (std::size_t i = 0; i < k; ++i) {
+        const bool padded = i >= expected.size();
+        const float want_score = padded ? -INFINITY : expected[i].score + 0.0f;
+        const std::int64_t want_index = padded ? -1 : expected[i].index;
+        same = same && scores[i] == want_score && out[i] == want_index;
+    }
+    expect(same, name + ": the k best, best first, padded");
+}
+
+}  // namespace
+
+int main() {
+    std::mt19937 rng(2026);
+    for (std::size_t k : {1, 2, 5, 64, 300, 1000})
+        for (std::size_t n_pushes : {std::size_t{0}, k / 2, k, 3 * k + 1, 20 * k + 17})
+            for (std::size_t spare_size : {std::size_t{0}, std::size_t{1}, std::size_t{7}, k})
+                run(k, n_pushes, spare_size, rng);
+    // A list reused after reset starts empty (the search resets its lists per task).
+    std::vector<float> scores(3);
+    std::vector<std::int64_t> out(3);
+    std::vector<std::uint64_t> spare(2), scratch(5);
+    recbatch::TopKList list(scores.data(), out.data(), 3, spare.data(), 2, scratch.data());
+    list.reset();
+    for (int i = 0; i < 10; ++i) list.push(static_cast<float>(i), i);
+    list.reset();
+    list.push(1.5f, 42);
+    list.sort_descending();
+    expect(scores[0] == 1.5f && out[0] == 42 && out[1] == -1 && out[2] == -1 && scores[2] == -INFINITY,
+           "reset empties a buffered list");
+    return recbatch_test::report("test_top_k_list");
+}
