@@ -83,3 +83,10 @@ for round in 1 2 3; do
   done
 done | tee "$OUT/exclusions_w1_unit.txt"
 stamp exclusions
+# Entry 78 on many cores: large k, as batch segment jobs ask. A job's batch holds about 4M
+# results (recipes.records_per_batch): 41 queries at k = 100,000, 419 at 10,000; 41 queries
+# are 4 row groups, so 4 tasks for 16 threads (predicted: a quarter of the cores busy).
+for queries in 41 419; do python3 large_k.py --threads "$(nproc)" --no-numpy --queries $queries --ks 10000,100000; done |
+  tee "$OUT/large_k.txt"
+python3 large_k.py --threads 1 --no-numpy --queries 41 --ks 10000,100000 | tee -a "$OUT/large_k.txt"
+stamp large-k
