@@ -1,5 +1,5 @@
 // The search driver: splits queries into tasks for the threads, sweeps each task over
-// L2-sized tiles of item blocks, and feeds the kernel's candidates into per-query heaps
+// L2-sized tiles of item blocks, and feeds the kernel's candidates into per-query top-k lists
 // (faiss's blocked "score a tile, then hand it to a result handler" shape, with scoring
 // and selection fused so no score matrix beyond one tile per thread ever exists).
 #include "recbatch/search.hpp"
@@ -183,7 +183,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     // With several ranges: each range's top k per query (merged at the end), its log-sum-exp
     // pair, and per query the best k-th score any range has found so far. That score is a lower
     // bound on the query's final k-th, so every range may skip what cannot beat it (and prune
-    // by norm against it), as a single scan would with its own heap.
+    // by norm against it), as a single scan would with its own list.
     std::vector<float> range_scores(ranges > 1 ? ranges * n * k : 0);
     std::vector<std::int64_t> range_indices(range_scores.size());
     std::vector<float> range_lse_max(ranges > 1 && options.logsumexp ? ranges * n : 0);
@@ -271,15 +271,15 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             s.item_score.resize(kMaxRows * tile_blocks * kItemwiseAtMost);
         }
         std::uint64_t task_candidates = 0, task_rescored = 0, task_items = 0;
-        std::vector<TopKList> heaps;
-        heaps.reserve(rows);
+        std::vector<TopKList> lists;
+        lists.reserve(rows);
         for (std::size_t r = 0; r < rows; ++r) {
             if (spare_size > 0)
-                heaps.emplace_back(top_scores + (first + r) * k, top_indices + (first + r) * k, k,
+                lists.emplace_back(top_scores + (first + r) * k, top_indices + (first + r) * k, k,
                                    s.spare.data() + r * spare_size, spare_size, s.selection.data());
             else
-                heaps.emplace_back(top_scores + (first + r) * k, top_indices + (first + r) * k, k);
-            heaps.back().reset();
+                lists.emplace_back(top_scores + (first + r) * k, top_indices + (first + r) * k, k);
+            lists.back().reset();
             const float* q = input.queries + (first + r) * dim;
             double norm = 0.0;
             for (std::size_t d = 0; d < dim; ++d) norm += double(q[d]) * q[d];
@@ -310,14 +310,14 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
 
         // Tiles start small and double: the kernel compares against each query's k-th best as
         // it stood when the tile began, so a first full-size tile would flag every item in it
-        // while the heaps are still empty. Growing tiles keep candidates near k per tile. The
+        // while the lists are still empty. Growing tiles keep candidates near k per tile. The
         // first holds just enough blocks for k items: every one of its items is a candidate, and
         // a first tile of F items costs F pushes plus about k ln(m / F) later, least near F = k
         // (W3's shape: 93 pushes per query instead of 115 with one block more).
         //
         // For k <= 32 the first tile is a full one instead, thinned before any push: the k-th
         // largest of its 32 lane maxima is a lower bound on its k-th best score, so only the
-        // items at or above it reach the heap (simulated, Gaussian: W3's shape 41 candidates per
+        // items at or above it reach the list (simulated, Gaussian: W3's shape 41 candidates per
         // query instead of 128, W1's 174 instead of 304).
         const bool thin_first_tile = k <= kBlockItems;
         std::size_t next_tile_size =
@@ -338,7 +338,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                 if (group_done[group / kMaxRows]) continue;
                 const std::size_t group_rows = std::min(kMaxRows, rows - group);
                 for (std::size_t r = 0; r < group_rows; ++r) {
-                    s.thresholds[r] = heaps[group + r].threshold();
+                    s.thresholds[r] = lists[group + r].threshold();
                     if (ranges > 1) {
                         std::atomic<float>& bound = kth_bound[first + group + r];
                         raise_to(bound, s.thresholds[r]);
@@ -378,7 +378,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     }
                 }
                 // Screening pays only once the rows have a k-th best score to screen against:
-                // while a heap is not full, every item is a candidate and the float kernel's
+                // while a list is not full, every item is a candidate and the float kernel's
                 // register blocking scores them faster.
                 bool screen_group = screen;
                 for (std::size_t r = 0; r < group_rows && screen_group; ++r)
@@ -451,18 +451,18 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     for (std::size_t i = 0; i < singles; ++i) {
                         const std::size_t r = s.item_row[i];
                         if (s.item_score[i] >= s.thresholds[r])
-                            heaps[group + r].push(s.item_score[i], items.item_at(tile * kBlockItems + s.item_position[i]));
+                            lists[group + r].push(s.item_score[i], items.item_at(tile * kBlockItems + s.item_position[i]));
                     }
                     kernel.score_blocks(pairs, s.pair_query.data(), s.pair_panel.data(), s.pair_threshold.data(), dim,
                                  s.scores.data(), s.pair_above.data());
                     for (std::size_t i = 0; i < pairs; ++i) {
                         const std::size_t r = s.pair_row[i], b = s.pair_block[i];
-                        TopKList& heap = heaps[group + r];
+                        TopKList& list = lists[group + r];
                         const float* pair_scores = s.scores.data() + i * kBlockItems;
                         for (std::uint32_t bits = s.pair_above[i] & group_eligible[r * eligible_stride + b]; bits != 0;
                              bits &= bits - 1) {
                             const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
-                            heap.push(pair_scores[j], items.item_at((tile + b) * kBlockItems + j));
+                            list.push(pair_scores[j], items.item_at((tile + b) * kBlockItems + j));
                         }
                     }
                     continue;
@@ -494,10 +494,10 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                         s.bounds[r] = kernel.kth_largest_lane(s.lane_maxima.data() + r * kBlockItems, k);
                     kernel.keep_at_least(job, s.bounds.data());
                 }
-                // The kernel's test is score >= threshold, so ties reach the heap, which
+                // The kernel's test is score >= threshold, so ties reach the list, which
                 // orders them by the caller's item index whatever the scan order.
                 for (std::size_t r = 0; r < group_rows; ++r) {
-                    TopKList& heap = heaps[group + r];
+                    TopKList& list = lists[group + r];
                     const float* row_scores = s.scores.data() + r * blocks * kBlockItems;
                     const std::uint32_t* row_candidates = s.candidates.data() + r * blocks;
                     std::uint64_t* row_flags = s.flagged.data() + r * flag_words;
@@ -506,7 +506,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                             const std::size_t b = w * 64 + static_cast<std::size_t>(__builtin_ctzll(flags));
                             for (std::uint32_t bits = row_candidates[b]; bits != 0; bits &= bits - 1) {
                                 const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
-                                heap.push(row_scores[b * kBlockItems + j], items.item_at((tile + b) * kBlockItems + j));
+                                list.push(row_scores[b * kBlockItems + j], items.item_at((tile + b) * kBlockItems + j));
                             }
                         }
                         row_flags[w] = 0;
@@ -521,7 +521,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             if (range == 0) options.stats->screened_queries.fetch_add(rows, std::memory_order_relaxed);
         }
         for (std::size_t r = 0; r < rows; ++r) {
-            heaps[r].sort_descending();
+            lists[r].sort_descending();
             if (!lse) continue;
             if (ranges > 1) {
                 range_lse_max[range * n + first + r] = s.lse_max[r];
@@ -536,19 +536,19 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     if (cancelled.load()) return false;
     if (ranges == 1) return true;
 
-    // Merge the ranges' lists per query (ties resolve by index in the heap, as in one scan) and
+    // Merge the ranges' lists per query (ties resolve by index in the list, as in one scan) and
     // combine the log-sum-exp pairs: sum_j s_j exp(m_j - M) around the largest m_j.
     const std::size_t merge_rows = 64;
     parallel_for((n + merge_rows - 1) / merge_rows, threads, [&](std::size_t, std::size_t task) {
         for (std::size_t row = task * merge_rows; row < std::min(n, (task + 1) * merge_rows); ++row) {
-            TopKList heap(output.scores + row * k, output.indices + row * k, k);
-            heap.reset();
+            TopKList merged(output.scores + row * k, output.indices + row * k, k);
+            merged.reset();
             for (std::size_t range = 0; range < ranges; ++range) {
                 const float* scores = range_scores.data() + (range * n + row) * k;
                 const std::int64_t* indices = range_indices.data() + (range * n + row) * k;
-                for (std::size_t i = 0; i < k && indices[i] >= 0; ++i) heap.push(scores[i], indices[i]);
+                for (std::size_t i = 0; i < k && indices[i] >= 0; ++i) merged.push(scores[i], indices[i]);
             }
-            heap.sort_descending();
+            merged.sort_descending();
             if (!lse) continue;
             float top = -INFINITY;
             for (std::size_t range = 0; range < ranges; ++range)
