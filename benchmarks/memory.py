@@ -78,6 +78,9 @@ DEFAULT_CASES = [
     Case("W1", 100_000, 100_000, 64, 25),
     Case("W1-excl", 100_000, 100_000, 64, 25, exclude=100, oneshot=False),
     Case("1Mq", 1_000_000, 10_000, 64, 25),
+    # Batch segment jobs' sizes: buffered top-k lists, with exclusions too (NOTES 78).
+    Case("seg-10k", 400, 200_000, 64, 10_000, oneshot=False),
+    Case("seg-100k-excl", 41, 200_000, 64, 100_000, exclude=100, oneshot=False),
 ]
 
 QUICK_CASES = [

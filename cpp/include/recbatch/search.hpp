@@ -63,9 +63,10 @@ struct SearchOptions {
     // Top-k lists of at least top_k_buffer_from entries append candidates to a spare buffer and
     // select the k best when it fills, instead of pushing each down a heap (a large heap's pushes
     // are chains of cache misses), where the workers' buffers fit in top_k_buffer_bytes together.
-    // Results are the same either way.
+    // Results are the same either way. 16 MB, beside the bitmaps' 16 MB and catalogue ranges'
+    // 32 MB (task_shape.hpp), keeps a search within its inputs, outputs and 64 MB.
     std::size_t top_k_buffer_from = 512;
-    std::size_t top_k_buffer_bytes = std::size_t{32} << 20;
+    std::size_t top_k_buffer_bytes = std::size_t{16} << 20;
 };
 
 struct SearchOutput {
