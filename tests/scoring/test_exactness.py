@@ -44,6 +44,25 @@ def test_k_edges_pad_with_minus_one(level: str, n_items: int, k: int, rng: np.ra
     check_top_k(result, reference(queries, items, eligibility(13, n_items, None, None)), k)
 
 
+@pytest.mark.parametrize("k", [600, 2500, 7000])
+def test_large_k_matches_reference(level: str, k: int, rng: np.random.Generator) -> None:
+    # Segment jobs' sizes: lists of k >= 512 are buffered and selected, not heaps (NOTES 78),
+    # and chunks hold fewer queries; k = 7,000 passes the 6,000 items and pads. Exclusions and an
+    # allow mask remove items on the way, and two thread counts split the work differently.
+    n, m = 40, 6000
+    queries, items = gaussian(rng, n, 20), gaussian(rng, m, 20)
+    allow = rng.random(m) < 0.9
+    lists = [sorted(rng.choice(m, size=int(rng.integers(0, 40)), replace=False).tolist()) for _ in range(n)]
+    ref = reference(queries, items, eligibility(n, m, lists, allow))
+    results = [
+        recbatch.top_k(queries, items, k, exclude=to_csr(lists, m), allow=allow, simd=level, threads=threads)
+        for threads in (1, 3)
+    ]
+    check_top_k(results[0], ref, k)
+    np.testing.assert_array_equal(results[0].indices, results[1].indices)
+    np.testing.assert_array_equal(results[0].scores, results[1].scores)
+
+
 def test_integer_embeddings_keep_index_order_on_ties(level: str, rng: np.random.Generator) -> None:
     # Small integers: every float32 score is exact, so ties are real and the order is fully defined.
     queries = rng.integers(-2, 3, size=(50, 5)).astype(np.float32)
