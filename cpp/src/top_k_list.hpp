@@ -85,7 +85,12 @@ public:
             select();
             std::fill(keys_ + kept_, keys_ + k_, std::uint64_t{0});
         }
-        std::sort(keys_, keys_ + k_, std::greater<>());
+        // A long buffered list is radix sorted in its selection buffer (k = 100,000: a quarter of
+        // the search's time went to std::sort); the zeros past kept_ are already last.
+        if (spare_ != nullptr && kept_ >= kRadixFrom)
+            radix_sort_descending(keys_, kept_, scratch_);
+        else
+            std::sort(keys_, keys_ + k_, std::greater<>());
         for (std::size_t i = 0; i < k_; ++i) {
             const std::uint64_t key = keys_[i];
             scores_[i] = key == 0 ? -INFINITY : score_of(key);
@@ -95,6 +100,29 @@ public:
     }
 
 private:
+    static constexpr std::size_t kRadixFrom = 1024;
+
+    // Keys descending, by least significant byte first, each pass stable (a counting sort of one
+    // byte); a byte every key shares is skipped. `spare` holds n keys.
+    static void radix_sort_descending(std::uint64_t* keys, std::size_t n, std::uint64_t* spare) {
+        std::uint64_t* from = keys;
+        std::uint64_t* to = spare;
+        for (unsigned shift = 0; shift < 64; shift += 8) {
+            std::size_t count[256] = {};
+            for (std::size_t i = 0; i < n; ++i) ++count[(from[i] >> shift) & 0xffu];
+            if (count[(from[0] >> shift) & 0xffu] == n) continue;  // one byte value: order kept
+            std::size_t start = 0;  // bucket 255 first: descending
+            for (std::size_t b = 256; b-- > 0;) {
+                const std::size_t c = count[b];
+                count[b] = start;
+                start += c;
+            }
+            for (std::size_t i = 0; i < n; ++i) to[count[(from[i] >> shift) & 0xffu]++] = from[i];
+            std::swap(from, to);
+        }
+        if (from != keys) std::copy(from, from + n, keys);
+    }
+
     // Buffered mode: the k best of the kept and pending keys become the kept ones (unordered),
     // and once there are k, the floor is the k-th best. Keys are distinct (one per item), so
     // whatever nth_element leaves on either side of the k-th is the same set.

@@ -1,7 +1,8 @@
 // TopKList (cpp/src/top_k_list.hpp) in both of its ways against a sorted reference: random
-// pushes with many ties, -0 beside +0, -inf and NaN (never kept), fewer pushes than k, and
-// spare buffers from one key to k. The k best by (score desc, index asc), best first, padded
-// with (-inf, -1); a threshold never above the true k-th best, finite once k entries are held.
+// pushes with many ties, -0 beside +0, -inf and NaN (never kept), fewer pushes than k, spare
+// buffers from one key to k, and lists long enough for the radix sort. The k best by (score
+// desc, index asc), best first, padded with (-inf, -1); a threshold never above the true k-th
+// best, finite once k entries are held.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -64,7 +65,7 @@ void run(std::size_t k, std::size_t n_pushes, std::size_t spare_size, std::mt199
     for (std::size_t i = 0; i < pushed.size(); ++i) {
         list.push(pushed[i].score, pushed[i].index);
         so_far.push_back(pushed[i]);
-        if (i % 97 != 0 && i + 1 != pushed.size()) continue;
+        if (i % std::max<std::size_t>(97, pushed.size() / 40) != 0 && i + 1 != pushed.size()) continue;
         const std::vector<Entry> best = reference(so_far, k);
         const float threshold = list.threshold();
         // A lower bound on the k-th best so far; exact in heap mode; finite once k are held.
@@ -89,7 +90,7 @@ void run(std::size_t k, std::size_t n_pushes, std::size_t spare_size, std::mt199
 
 int main() {
     std::mt19937 rng(2026);
-    for (std::size_t k : {1, 2, 5, 64, 300, 1000})
+    for (std::size_t k : {1, 2, 5, 64, 300, 1000, 1024, 3000})
         for (std::size_t n_pushes : {std::size_t{0}, k / 2, k, 3 * k + 1, 20 * k + 17})
             for (std::size_t spare_size : {std::size_t{0}, std::size_t{1}, std::size_t{7}, k})
                 run(k, n_pushes, spare_size, rng);
