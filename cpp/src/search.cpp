@@ -536,19 +536,19 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     if (cancelled.load()) return false;
     if (ranges == 1) return true;
 
-    // Merge the ranges' lists per query (ties resolve by index in the list, as in one scan) and
+    // Merge the ranges' sorted lists per query (ties resolve by index, as in one scan) and
     // combine the log-sum-exp pairs: sum_j s_j exp(m_j - M) around the largest m_j.
     const std::size_t merge_rows = 64;
     parallel_for((n + merge_rows - 1) / merge_rows, threads, [&](std::size_t, std::size_t task) {
+        std::vector<const float*> scores(ranges);
+        std::vector<const std::int64_t*> indices(ranges);
         for (std::size_t row = task * merge_rows; row < std::min(n, (task + 1) * merge_rows); ++row) {
-            TopKList merged(output.scores + row * k, output.indices + row * k, k);
-            merged.reset();
             for (std::size_t range = 0; range < ranges; ++range) {
-                const float* scores = range_scores.data() + (range * n + row) * k;
-                const std::int64_t* indices = range_indices.data() + (range * n + row) * k;
-                for (std::size_t i = 0; i < k && indices[i] >= 0; ++i) merged.push(scores[i], indices[i]);
+                scores[range] = range_scores.data() + (range * n + row) * k;
+                indices[range] = range_indices.data() + (range * n + row) * k;
             }
-            merged.sort_descending();
+            merge_sorted_lists(scores.data(), indices.data(), ranges, k, output.scores + row * k,
+                               output.indices + row * k);
             if (!lse) continue;
             float top = -INFINITY;
             for (std::size_t range = 0; range < ranges; ++range)

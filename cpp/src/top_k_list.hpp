@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <vector>
 
 namespace recbatch {
 
@@ -54,6 +55,15 @@ public:
         if (spare_ == nullptr) return keys_[0] == 0 ? -INFINITY : score_of(keys_[0]);
         if (floor_ == 0 && kept_ + pending_ >= k_) select();
         return floor_ == 0 ? -INFINITY : score_of(floor_);
+    }
+
+    // The order of entries: a larger key is a better entry (score first, then lower index).
+    static std::uint64_t key_of(float score, std::int64_t index) {
+        std::uint32_t bits;
+        const float positive_zero = score + 0.0f;  // -0 and +0 compare equal: give them one key
+        std::memcpy(&bits, &positive_zero, sizeof bits);
+        bits = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+        return (std::uint64_t{bits} << 32) | (0xffffffffu - static_cast<std::uint32_t>(index));
     }
 
     // -inf (and NaN) scores never enter: such rows are padded instead.
@@ -143,14 +153,6 @@ private:
         if (kept_ == k_) floor_ = *std::min_element(keys_, keys_ + k_);
     }
 
-    static std::uint64_t key_of(float score, std::int64_t index) {
-        std::uint32_t bits;
-        const float positive_zero = score + 0.0f;  // -0 and +0 compare equal: give them one key
-        std::memcpy(&bits, &positive_zero, sizeof bits);
-        bits = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
-        return (std::uint64_t{bits} << 32) | (0xffffffffu - static_cast<std::uint32_t>(index));
-    }
-
     static float score_of(std::uint64_t key) {
         std::uint32_t bits = static_cast<std::uint32_t>(key >> 32);
         bits = (bits & 0x80000000u) ? (bits & 0x7fffffffu) : ~bits;
@@ -168,5 +170,32 @@ private:
     std::size_t kept_ = 0, pending_ = 0;
     std::uint64_t floor_ = 0;  // keys at or below it cannot enter
 };
+
+// The k best of `lists` sorted rows of k entries each (best first, then padding: index -1, score
+// -inf), into out_scores / out_indices, best first, padded. The rows hold distinct items (the
+// catalogue ranges of one query), so this is the row one scan would have made. A k-way merge
+// over the rows' heads: no list of k to push into, whatever k is.
+inline void merge_sorted_lists(const float* const* scores, const std::int64_t* const* indices, std::size_t lists,
+                               std::size_t k, float* out_scores, std::int64_t* out_indices) {
+    std::vector<std::size_t> head(lists, 0);
+    const auto key_at = [&](std::size_t list) {
+        const std::size_t at = head[list];
+        return at < k && indices[list][at] >= 0 ? TopKList::key_of(scores[list][at], indices[list][at]) : 0;
+    };
+    std::vector<std::uint64_t> keys(lists);
+    for (std::size_t list = 0; list < lists; ++list) keys[list] = key_at(list);
+    for (std::size_t i = 0; i < k; ++i) {
+        const std::size_t best = static_cast<std::size_t>(std::max_element(keys.begin(), keys.end()) - keys.begin());
+        if (keys[best] == 0) {  // every row used up: padding from here
+            std::fill(out_scores + i, out_scores + k, -INFINITY);
+            std::fill(out_indices + i, out_indices + k, std::int64_t{-1});
+            return;
+        }
+        out_scores[i] = scores[best][head[best]] + 0.0f;
+        out_indices[i] = indices[best][head[best]];
+        ++head[best];
+        keys[best] = key_at(best);
+    }
+}
 
 }  // namespace recbatch

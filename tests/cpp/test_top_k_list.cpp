@@ -2,7 +2,8 @@
 // pushes with many ties, -0 beside +0, -inf and NaN (never kept), fewer pushes than k, spare
 // buffers from one key to k, and lists long enough for the radix sort. The k best by (score
 // desc, index asc), best first, padded with (-inf, -1); a threshold never above the true k-th
-// best, finite once k entries are held.
+// best, finite once k entries are held. And merge_sorted_lists: the lists of disjoint item sets
+// (a query's catalogue ranges) merged into the list of their union.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -86,6 +87,43 @@ void run(std::size_t k, std::size_t n_pushes, std::size_t spare_size, std::mt199
     expect(same, name + ": the k best, best first, padded");
 }
 
+// Items 0..n_items-1 dealt at random to `lists` ranges, each range's list built by TopKList
+// (sorted, padded), then merged; against the reference list of all of them.
+void run_merge(std::size_t k, std::size_t lists, std::size_t n_items, std::mt19937& rng) {
+    std::uniform_int_distribution<int> level(-5, 5);
+    std::vector<Entry> all;
+    std::vector<std::vector<Entry>> dealt(lists);
+    for (std::size_t i = 0; i < n_items; ++i) {
+        const Entry e{level(rng) == 5 ? -INFINITY : static_cast<float>(level(rng)) * 0.5f, static_cast<std::int64_t>(i)};
+        all.push_back(e);
+        dealt[rng() % lists].push_back(e);
+    }
+    std::vector<std::vector<float>> scores(lists, std::vector<float>(k));
+    std::vector<std::vector<std::int64_t>> indices(lists, std::vector<std::int64_t>(k));
+    std::vector<const float*> score_rows;
+    std::vector<const std::int64_t*> index_rows;
+    for (std::size_t l = 0; l < lists; ++l) {
+        recbatch::TopKList list(scores[l].data(), indices[l].data(), k);
+        list.reset();
+        for (const Entry& e : dealt[l]) list.push(e.score, e.index);
+        list.sort_descending();
+        score_rows.push_back(scores[l].data());
+        index_rows.push_back(indices[l].data());
+    }
+    std::vector<float> out_scores(k, 7.0f);
+    std::vector<std::int64_t> out_indices(k, 7);
+    recbatch::merge_sorted_lists(score_rows.data(), index_rows.data(), lists, k, out_scores.data(), out_indices.data());
+    const std::vector<Entry> expected = reference(all, k);
+    bool same = true;
+    for (std::size_t i = 0; i < k; ++i) {
+        const bool padded = i >= expected.size();
+        same = same && out_scores[i] == (padded ? -INFINITY : expected[i].score) &&
+               out_indices[i] == (padded ? -1 : expected[i].index);
+    }
+    expect(same, "merge of " + std::to_string(lists) + " lists, k=" + std::to_string(k) + ", " +
+                     std::to_string(n_items) + " items");
+}
+
 }  // namespace
 
 int main() {
@@ -94,6 +132,9 @@ int main() {
         for (std::size_t n_pushes : {std::size_t{0}, k / 2, k, 3 * k + 1, 20 * k + 17})
             for (std::size_t spare_size : {std::size_t{0}, std::size_t{1}, std::size_t{7}, k})
                 run(k, n_pushes, spare_size, rng);
+    for (std::size_t k : {1, 3, 50, 2000})
+        for (std::size_t lists : {1, 2, 5, 32})
+            for (std::size_t n_items : {std::size_t{0}, k / 2, 4 * k + 3}) run_merge(k, lists, n_items, rng);
     // A list reused after reset starts empty (the search resets its lists per task).
     std::vector<float> scores(3);
     std::vector<std::int64_t> out(3);
