@@ -13,8 +13,10 @@
 // (SearchOptions::exclusion_bitmap_rows_from; 0: bitmaps whatever the count), unit (items
 // scaled to unit norm, as the cosine index of related items), item_queries (queries are random
 // items, each excluding itself after any other exclusions: a related-items job). Gaussian queries
-// and items of the workload's shape (bench_args.hpp). Prints the best time and its effective
-// GFLOP/s (2 n m d / time).
+// and items of the workload's shape (bench_args.hpp), which m=N, d=N and k=N override; spread=S
+// gives the items log-normal norms (sigma S); rescore_share=X sets
+// SearchOptions::screen_rescore_share (inf: never pause screening). Prints the best time and
+// its effective GFLOP/s (2 n m d / time).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -58,15 +60,21 @@ int main(int argc, char** argv) {
     if (argc < 2) {
         std::fprintf(stderr,
                      "usage: %s W1|W2|W3 [queries] [repeat] [threads] "
-                     "[level=...,logsumexp,exclude[=N],bitmap_bytes=N,bitmap_rows_from=N,unit,item_queries]\n",
+                     "[level=...,logsumexp,exclude[=N],bitmap_bytes=N,bitmap_rows_from=N,unit,item_queries,\n"
+                     "m=N,d=N,k=N,spread=S,rescore_share=X]\n",
                      argv[0]);
         return 2;
     }
     const bench::Args args = bench::parse_args(argc, argv, 10);
     const std::string& shape = args.shape;
-    const std::size_t m = args.m, d = args.d, k = args.k, n = args.n, threads = args.threads;
-    const int repeat = args.repeat;
     const std::string options = argc > 5 ? argv[5] : "";
+    const auto size_option = [&options](const char* name, std::size_t fallback) {
+        const std::string value = option_value(options, name);
+        return value.empty() ? fallback : static_cast<std::size_t>(std::stoull(value));
+    };
+    const std::size_t m = size_option("m", args.m), d = size_option("d", args.d), k = size_option("k", args.k);
+    const std::size_t n = args.n, threads = args.threads;
+    const int repeat = args.repeat;
 
     std::mt19937 generator(1);
     std::normal_distribution<float> normal;
@@ -78,6 +86,14 @@ int main(int argc, char** argv) {
             double norm = 0.0;
             for (std::size_t j = 0; j < d; ++j) norm += double(items[i * d + j]) * items[i * d + j];
             for (std::size_t j = 0; j < d; ++j) items[i * d + j] = static_cast<float>(items[i * d + j] / std::sqrt(norm));
+        }
+    }
+    if (const std::string spread = option_value(options, "spread"); !spread.empty()) {
+        // Log-normal norms, as a trained model's popular items are long vectors.
+        std::normal_distribution<float> log_norm(0.0f, std::stof(spread));
+        for (std::size_t i = 0; i < m; ++i) {
+            const float scale = std::exp(log_norm(generator));
+            for (std::size_t j = 0; j < d; ++j) items[i * d + j] *= scale;
         }
     }
     const bool item_queries = has_option(options, "item_queries");
@@ -96,6 +112,8 @@ int main(int argc, char** argv) {
         search_options.exclusion_bitmap_bytes = std::stoull(bytes);
     if (const std::string from = option_value(options, "bitmap_rows_from"); !from.empty())
         search_options.exclusion_bitmap_rows_from = std::stoull(from);
+    if (const std::string share = option_value(options, "rescore_share"); !share.empty())
+        search_options.screen_rescore_share = std::stod(share);
     const PackedItems packed(items.data(), m, d, simd_level_available(SimdLevel::avx2_int8));
     SearchInput input;
     input.queries = queries.data();

@@ -506,6 +506,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
             d["candidates"] = take(screen_stats.candidates);
             d["rescored_blocks"] = take(screen_stats.rescored_blocks);
             d["rescored_items"] = take(screen_stats.rescored_items);
+            d["paused_tiles"] = take(screen_stats.paused_tiles);
             return d;
         },
         py::arg("reset") = false,

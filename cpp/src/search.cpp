@@ -89,6 +89,9 @@ Kernels select_kernels(SimdLevel level) {
 // the block's float bytes, most of them for items that cannot make the top k).
 constexpr std::uint64_t kItemwiseAtMost = 2;
 
+// The longest pause of screening for a row group, in tiles (see screen_rescore_share).
+constexpr std::uint32_t kLongestScreenPause = 16;
+
 // Raises a shared lower bound on a query's k-th best score (ranges of one query publish theirs).
 void raise_to(std::atomic<float>& bound, float value) {
     float current = bound.load(std::memory_order_relaxed);
@@ -270,7 +273,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             s.item_column.resize(kMaxRows * tile_blocks * kItemwiseAtMost);
             s.item_score.resize(kMaxRows * tile_blocks * kItemwiseAtMost);
         }
-        std::uint64_t task_candidates = 0, task_rescored = 0, task_items = 0;
+        std::uint64_t task_candidates = 0, task_rescored = 0, task_items = 0, task_paused = 0;
         std::vector<TopKList> lists;
         lists.reserve(rows);
         for (std::size_t r = 0; r < rows; ++r) {
@@ -307,6 +310,10 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         // cursors[r] walks row r's slice of `excluded`, which ends where row r + 1's begins.
         std::vector<std::int64_t> row_ends(s.cursors.begin() + 1, s.cursors.end());
         std::vector<char> group_done((rows + kMaxRows - 1) / kMaxRows, 0);
+        // Per row group, while screening is paused (see screen_rescore_share): whether it is,
+        // the tiles it stays paused at least, and that count as last set.
+        std::vector<char> paused(group_done.size(), 0);
+        std::vector<std::uint32_t> pause_left(group_done.size(), 0), pause_length(group_done.size(), 0);
 
         // Tiles start small and double: the kernel compares against each query's k-th best as
         // it stood when the tile began, so a first full-size tile would flag every item in it
@@ -383,6 +390,11 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                 bool screen_group = screen;
                 for (std::size_t r = 0; r < group_rows && screen_group; ++r)
                     screen_group = s.thresholds[r] > -INFINITY;
+                const bool pausing = screen_group && paused[group / kMaxRows];
+                if (pausing) {
+                    ++task_paused;
+                    screen_group = false;
+                }
                 if (screen_group) {
                     for (std::size_t r = 0; r < group_rows; ++r) {
                         const screen::RowBound& bound = s.row_bounds[group + r];
@@ -447,6 +459,19 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     }
                     task_rescored += pairs;
                     task_items += singles;
+                    // Rescoring reads 2d cache lines per flagged block and d per single item (its
+                    // column), scattered; past a share of the tile, the float kernel's one
+                    // streamed pass costs less. Screening then pauses for this group (below).
+                    const double rescored_share = (static_cast<double>(pairs) + 0.5 * static_cast<double>(singles)) /
+                                                  static_cast<double>(group_rows * blocks);
+                    const std::size_t g = group / kMaxRows;
+                    if (rescored_share > options.screen_rescore_share) {
+                        pause_length[g] = std::min<std::uint32_t>(kLongestScreenPause, 2 * pause_length[g] + 1);
+                        pause_left[g] = pause_length[g];
+                        paused[g] = 1;
+                    } else {
+                        pause_length[g] = 0;
+                    }
                     kernel.score_items(singles, s.item_query.data(), s.item_column.data(), dim, s.item_score.data());
                     for (std::size_t i = 0; i < singles; ++i) {
                         const std::size_t r = s.item_row[i];
@@ -496,6 +521,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                 }
                 // The kernel's test is score >= threshold, so ties reach the list, which
                 // orders them by the caller's item index whatever the scan order.
+                std::uint64_t halves = 0;  // a paused group's would-be rescoring, in half blocks
                 for (std::size_t r = 0; r < group_rows; ++r) {
                     TopKList& list = lists[group + r];
                     const float* row_scores = s.scores.data() + r * blocks * kBlockItems;
@@ -504,6 +530,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                     for (std::size_t w = 0; w < (blocks + 63) / 64; ++w) {
                         for (std::uint64_t flags = row_flags[w]; flags != 0; flags &= flags - 1) {
                             const std::size_t b = w * 64 + static_cast<std::size_t>(__builtin_ctzll(flags));
+                            if (pausing) halves += std::min<std::uint64_t>(bit_count(row_candidates[b]), 2);
                             for (std::uint32_t bits = row_candidates[b]; bits != 0; bits &= bits - 1) {
                                 const unsigned j = static_cast<unsigned>(__builtin_ctz(bits));
                                 list.push(row_scores[b * kBlockItems + j], items.item_at((tile + b) * kBlockItems + j));
@@ -512,12 +539,24 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                         row_flags[w] = 0;
                     }
                 }
+                // The blocks with exact candidates are a subset of those screening would flag, so
+                // they bound its share from below: a pause lasts while they alone exceed the
+                // limit, and at least its set length (1, 3, 7, 15 tiles as a resumed screen keeps
+                // flagging too much; the k-th scores rise and the norms fall along the scan, so
+                // the share falls). Results are the same either way.
+                if (pausing) {
+                    const std::size_t g = group / kMaxRows;
+                    if (pause_left[g] > 0) --pause_left[g];
+                    const double lower_share = 0.5 * static_cast<double>(halves) / static_cast<double>(group_rows * blocks);
+                    if (pause_left[g] == 0 && lower_share <= options.screen_rescore_share) paused[g] = 0;
+                }
             }
         }
         if (options.stats != nullptr && screen) {
             options.stats->candidates.fetch_add(task_candidates, std::memory_order_relaxed);
             options.stats->rescored_blocks.fetch_add(task_rescored, std::memory_order_relaxed);
             options.stats->rescored_items.fetch_add(task_items, std::memory_order_relaxed);
+            options.stats->paused_tiles.fetch_add(task_paused, std::memory_order_relaxed);
             if (range == 0) options.stats->screened_queries.fetch_add(rows, std::memory_order_relaxed);
         }
         for (std::size_t r = 0; r < rows; ++r) {

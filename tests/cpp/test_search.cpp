@@ -36,6 +36,9 @@ struct Case {
     // SearchOptions::top_k_buffer_from and top_k_buffer_bytes where not 0 (buffered top-k lists
     // for small k, with many selections; or a budget that cuts the spare below k).
     std::size_t buffer_from = 0, buffer_bytes = 0;
+    // SearchOptions::screen_rescore_share where not negative (0: screening pauses at every
+    // chance, and resumes only after a tile where no row has a candidate).
+    double rescore_share = -1.0;
 };
 
 void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
@@ -94,6 +97,9 @@ void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
     if (c.exclusions == Case::Exclusions::bitmaps) options.exclusion_bitmap_rows_from = 0;
     if (c.buffer_from > 0) options.top_k_buffer_from = c.buffer_from;
     if (c.buffer_bytes > 0) options.top_k_buffer_bytes = c.buffer_bytes;
+    if (c.rescore_share >= 0.0) options.screen_rescore_share = c.rescore_share;
+    recbatch::ScreenStats stats;
+    options.stats = &stats;
     std::vector<std::int64_t> out_indices(c.n * c.k);
     std::vector<float> out_scores(c.n * c.k);
     std::vector<double> out_lse(c.n);
@@ -105,7 +111,12 @@ void run_case(const Case& c, recbatch::SimdLevel level, std::mt19937& rng) {
     if (screened) {
         // The int8 screening pass (vpmaddubsw, vpdpbusd or AMX tiles) must not change a single
         // bit of its float level's results.
+        // A case made to pause screening must pause it (then the comparison below covers it).
+        if (c.rescore_share >= 0.0)
+            expect(stats.paused_tiles.load() > 0 && stats.rescored_blocks.load() + stats.rescored_items.load() > 0,
+                   "screening neither paused nor ran", level, 0);
         recbatch::SearchOptions plain_options = options;
+        plain_options.stats = nullptr;
         plain_options.level =
             level == SimdLevel::avx2_int8 || level == SimdLevel::avx2_vnni ? SimdLevel::avx2 : SimdLevel::avx512;
         std::vector<std::int64_t> plain_indices(c.n * c.k);
@@ -240,6 +251,13 @@ int main() {
         {40, 5000, 24, 10, 2, false, false, false, false, 1.0f, true, Case::Exclusions::by_rule, 0, 1},
         {3, 40000, 32, 10, 8, false, true, true, true, 1.0f, false, Case::Exclusions::by_rule, 0, 1},
         {31, 9000, 12, 2000, 3, true, true, false, false, 1.0f, false, Case::Exclusions::by_rule, 0, 0, 141600},
+        // Screening paused where a tile flags too much for rescoring (large k against m), then
+        // resumed: at every chance (share 0), as norms fall along the scan (spread), with sorted
+        // exclusions and an allow mask, and with ties (integers).
+        {30, 20000, 16, 600, 2, false, false, false, false, 1.0f, false, Case::Exclusions::by_rule, 0, 0, 0, 0.0},
+        {30, 20000, 16, 600, 2, false, false, false, false, 1.0f, true, Case::Exclusions::by_rule, 0, 0, 0, 0.02},
+        {20, 9000, 12, 300, 3, false, true, true, false, 1.0f, false, Case::Exclusions::sorted, 0, 0, 0, 0.1},
+        {50, 6000, 5, 500, 2, true, false, false, false, 1.0f, false, Case::Exclusions::by_rule, 0, 0, 0, 0.0},
         // A few queries on eight threads: the catalogue is split into ranges and merged.
         {3, 40000, 32, 10, 8, false, true, true, true},
         {2, 40000, 32, 700, 8, true, false, false, false},

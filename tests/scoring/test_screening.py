@@ -66,6 +66,23 @@ def test_identical_for_every_k(k: int, rng: np.random.Generator) -> None:
     check_top_k(result, reference(queries, items, eligibility(25, 2000, None, None)), k)
 
 
+def test_identical_where_screening_pauses(rng: np.random.Generator) -> None:
+    # k at 3% of the catalogue: most blocks hold a candidate, so screening pauses for the float
+    # kernel and resumes as the norms fall along the scan (log-normal norms).
+    n, m, k = 30, 20000, 600
+    queries = gaussian(rng, n, 16)
+    items = gaussian(rng, m, 16) * rng.lognormal(0.0, 1.0, (m, 1)).astype(np.float32)
+    result = same_as_plain(queries, items, k, threads=2)
+    check_top_k(result, reference(queries, items, eligibility(n, m, None, None)), k)
+    index = recbatch.ItemIndex(items)
+    for level in SCREEN_LEVELS:
+        _core.screen_stats(reset=True)
+        index.search(queries, k, simd=level, threads=2)
+        stats = _core.screen_stats(reset=True)
+        assert stats["paused_tiles"] > 0, level
+        assert stats["rescored_blocks"] + stats["rescored_items"] > 0, level
+
+
 def test_near_ties_at_the_kth_score(rng: np.random.Generator) -> None:
     # Every item is one base vector plus a perturbation of a few ulps: all scores agree to
     # float32 rounding, so only exact arithmetic separates the top k from the rest.

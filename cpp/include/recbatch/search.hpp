@@ -41,6 +41,7 @@ struct ScreenStats {
     std::atomic<std::uint64_t> candidates{0};        // (query, item) pairs flagged
     std::atomic<std::uint64_t> rescored_blocks{0};   // (query, 32-item block) pairs rescored in float32
     std::atomic<std::uint64_t> rescored_items{0};    // (query, item) pairs rescored one by one instead
+    std::atomic<std::uint64_t> paused_tiles{0};      // (row group, tile) pairs scored unscreened instead
 };
 
 struct SearchOptions {
@@ -67,6 +68,10 @@ struct SearchOptions {
     // 32 MB (task_shape.hpp), keeps a search within its inputs, outputs and 64 MB.
     std::size_t top_k_buffer_from = 512;
     std::size_t top_k_buffer_bytes = std::size_t{16} << 20;
+    // A row group whose screened tile flags more than this share of its (row, block) pairs for
+    // rescoring (a single item counted as half a block) scores its next tiles on the float path
+    // instead, then screens again. Results are the same either way.
+    double screen_rescore_share = 0.25;
 };
 
 struct SearchOutput {
