@@ -1,5 +1,5 @@
 // TopKList (cpp/src/top_k_list.hpp) in both of its ways against a sorted reference: random
-// pushes with many ties, -0 beside +0, -inf and NaN (never kept), fewer pushes than k, spare
+// pushes with many ties or spread over many binades, -0 beside +0, -inf and NaN (never kept), fewer pushes than k, spare
 // buffers from one key to k, and lists long enough for the radix sort. The k best by (score
 // desc, index asc), best first, padded with (-inf, -1); a threshold never above the true k-th
 // best, finite once k entries are held. And merge_sorted_lists: the lists of disjoint item sets
@@ -35,10 +35,13 @@ std::vector<Entry> reference(std::vector<Entry> pushed, std::size_t k) {
     return pushed;
 }
 
-void run(std::size_t k, std::size_t n_pushes, std::size_t spare_size, std::mt19937& rng) {
+void run(std::size_t k, std::size_t n_pushes, std::size_t spare_size, std::mt19937& rng, bool continuous = false) {
     const std::string name = "k=" + std::to_string(k) + " pushes=" + std::to_string(n_pushes) +
-                             " spare=" + std::to_string(spare_size);
-    // Few distinct scores, so that ties decide; indices are distinct, as items are in a row.
+                             " spare=" + std::to_string(spare_size) + (continuous ? " continuous" : "");
+    // Few distinct scores, so that ties decide; or (continuous) Gaussian scores over many
+    // binades, a tenth of them repeating an earlier one, with a few -inf and NaN, so that the
+    // selection's buckets split on the score's bits and on the index's. Indices are distinct,
+    // as items are in a row.
     std::uniform_int_distribution<int> level(-6, 6);
     std::vector<std::int64_t> indices(n_pushes);
     for (std::size_t i = 0; i < n_pushes; ++i) indices[i] = static_cast<std::int64_t>(i * 7919 % 1000003);
@@ -50,6 +53,10 @@ void run(std::size_t k, std::size_t n_pushes, std::size_t spare_size, std::mt199
         if (l == -6) score = -INFINITY;
         if (l == 6) score = std::nanf("");
         if (l == 0 && rng() % 2 == 0) score = -0.0f;
+        if (continuous && l > -6 && l < 6) {
+            score = std::normal_distribution<float>()(rng) * std::exp2(static_cast<float>(l) * 3.0f);
+            if (i > 0 && rng() % 10 == 0) score = pushed[rng() % i].score;
+        }
         pushed.push_back({score, indices[i]});
     }
     const std::vector<Entry> expected = reference(pushed, k);
@@ -132,6 +139,8 @@ int main() {
         for (std::size_t n_pushes : {std::size_t{0}, k / 2, k, 3 * k + 1, 20 * k + 17})
             for (std::size_t spare_size : {std::size_t{0}, std::size_t{1}, std::size_t{7}, k})
                 run(k, n_pushes, spare_size, rng);
+    for (std::size_t k : {1, 300, 1024, 3000, 20000})
+        for (std::size_t spare_size : {std::size_t{7}, k}) run(k, 6 * k + 5, spare_size, rng, true);
     for (std::size_t k : {1, 3, 50, 2000})
         for (std::size_t lists : {1, 2, 5, 32})
             for (std::size_t n_items : {std::size_t{0}, k / 2, 4 * k + 3}) run_merge(k, lists, n_items, rng);
