@@ -3,7 +3,7 @@
 # ninja, pybind11 and scikit-build-core, not the job layer's boto3, smart_open or orjson): builds
 # the working tree, then issue 5's whole jobs on all cores, the user-personalization job's kernel
 # on 16 threads (W1's shape, a job's batch against a long call), target 5 (threads, W2) and
-# entry 77's exclusions on two of its cores.
+# entry 77's exclusions and entry 79's screening pause on two of its cores.
 # Writes its tables to $OUT, the most wanted first. About 4 minutes on 16 cores (earlier runs:
 # NOTES entries 48 and 55).
 #
@@ -90,3 +90,15 @@ for queries in 41 419; do python3 large_k.py --threads "$(nproc)" --no-numpy --q
   tee "$OUT/large_k.txt"
 python3 large_k.py --threads 1 --no-numpy --queries 41 --ks 10000,100000 | tee -a "$OUT/large_k.txt"
 stamp large-k
+# Entry 79 where the CPU screens with AMX (or VNNI): screening paused where a tile flags more
+# than a quarter of its blocks, against never paused (rescore_share=inf) and the float path, at
+# k = 2,000 and 10,000 of 200,000 (d = 64), two cores, three alternated rounds (best of 3 each).
+# Zen 4 (VNNI): the rule came within noise of the faster of the two paths.
+for round in 1 2 3; do
+  for k in 2000 10000; do
+    for options in "" ,rescore_share=inf ,level=avx512; do
+      taskset -c 0,1 /tmp/bc/search_only W1 240 3 2 "m=200000,k=$k$options" | tail -1
+    done
+  done
+done | tee "$OUT/screen_pause.txt"
+stamp screen-pause
