@@ -15,7 +15,8 @@
 // items, each excluding itself after any other exclusions: a related-items job). Gaussian queries
 // and items of the workload's shape (bench_args.hpp), which m=N, d=N and k=N override; spread=S
 // gives the items log-normal norms (sigma S); rescore_share=X sets
-// SearchOptions::screen_rescore_share (inf: never pause screening). Prints the best time and
+// SearchOptions::screen_rescore_share (inf: never pause screening), buffer_from=N
+// SearchOptions::top_k_buffer_from. Prints the best time and
 // its effective GFLOP/s (2 n m d / time).
 #include <algorithm>
 #include <chrono>
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr,
                      "usage: %s W1|W2|W3 [queries] [repeat] [threads] "
                      "[level=...,logsumexp,exclude[=N],bitmap_bytes=N,bitmap_rows_from=N,unit,item_queries,\n"
-                     "m=N,d=N,k=N,spread=S,rescore_share=X]\n",
+                     "m=N,d=N,k=N,spread=S,rescore_share=X,buffer_from=N]\n",
                      argv[0]);
         return 2;
     }
@@ -112,6 +113,8 @@ int main(int argc, char** argv) {
         search_options.exclusion_bitmap_bytes = std::stoull(bytes);
     if (const std::string from = option_value(options, "bitmap_rows_from"); !from.empty())
         search_options.exclusion_bitmap_rows_from = std::stoull(from);
+    if (const std::string from = option_value(options, "buffer_from"); !from.empty())
+        search_options.top_k_buffer_from = std::stoull(from);
     if (const std::string share = option_value(options, "rescore_share"); !share.empty())
         search_options.screen_rescore_share = std::stod(share);
     const PackedItems packed(items.data(), m, d, simd_level_available(SimdLevel::avx2_int8));
