@@ -12,6 +12,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "panel_memory.hpp"
 #include "parallel_for.hpp"
 
 namespace recbatch {
@@ -90,8 +91,7 @@ PackedItems::PackedItems(const float* items, std::size_t n_items, std::size_t di
     const std::size_t floats = n_blocks_ * dim * kBlockItems;
     // 64-byte alignment: every block column is one AVX-512 load (or two AVX2 loads) apart.
     const std::size_t bytes = ((floats * sizeof(float) + 63) / 64) * 64;
-    float* data = static_cast<float*>(std::aligned_alloc(64, bytes));
-    if (data == nullptr) throw std::bad_alloc();
+    float* data = static_cast<float*>(allocate_panel_memory(bytes));
     panels_.reset(data);
     // Padding items score 0; the search masks them out, so their value never matters. Each
     // task clears and fills its own blocks, so the pages are first touched in parallel too.
@@ -113,8 +113,7 @@ PackedItems::PackedItems(const float* items, std::size_t n_items, std::size_t di
 void PackedItems::quantise(std::size_t threads) {
     const std::size_t positions = n_blocks_ * kBlockItems;
     const std::size_t bytes = ((n_blocks_ * int8_block_bytes() + 63) / 64) * 64;
-    auto* data = static_cast<std::int8_t*>(std::aligned_alloc(64, bytes));
-    if (data == nullptr) throw std::bad_alloc();
+    auto* data = static_cast<std::int8_t*>(allocate_panel_memory(bytes));
     int8_panels_.reset(data);
     int8_offset_.assign(positions, 0);
     int8_scale_.assign(n_blocks_, 0.0f);

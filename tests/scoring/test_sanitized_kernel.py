@@ -61,6 +61,7 @@ def test_kernel_under_address_and_ub_sanitizers(tmp_path: Path) -> None:
         "test_search",
         "test_task_shape",
         "test_top_k_list",
+        "test_panel_memory",
         "test_score_tile_lse",
         "test_score_tile_candidates",
         "test_thinning",
