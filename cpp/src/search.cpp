@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "kernels/score_tile.hpp"
+#include "kernels/split_keys.hpp"
 #include "parallel_for.hpp"
 #include "screen_bound.hpp"
 #include "task_shape.hpp"
@@ -39,6 +40,7 @@ struct Kernels {
     int query_levels = 0;
     kernels::ScoreBlocksFn score_blocks = nullptr;
     kernels::ScoreItemsFn score_items = nullptr;
+    kernels::SplitKeysFn split_keys = kernels::scalar::split_keys;  // buffered top-k lists' selection
 };
 
 Kernels select_kernels(SimdLevel level) {
@@ -54,7 +56,7 @@ Kernels select_kernels(SimdLevel level) {
     const Kernels avx512{kernels::avx512::score_tile,       kernels::avx512::lane_maxima, kernels::avx512::keep_at_least,
                          kernels::avx512::kth_largest_lane, nullptr,                      screen::kVnniQueryLevels,
                          kernels::avx512::score_blocks,     kernels::avx512::score_items};
-    switch (level) {
+    switch (level) {  // the AVX-512 levels' buffered lists split keys with AVX-512 too (below)
         case SimdLevel::scalar: break;
         case SimdLevel::avx2: k = avx2; break;
         case SimdLevel::avx2_int8:
@@ -80,6 +82,8 @@ Kernels select_kernels(SimdLevel level) {
 #endif
             break;
     }
+    if (level == SimdLevel::avx512 || level == SimdLevel::avx512_vnni || level == SimdLevel::amx_int8)
+        k.split_keys = kernels::avx512::split_keys;
 #endif
     return k;
 }
@@ -279,7 +283,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         for (std::size_t r = 0; r < rows; ++r) {
             if (spare_size > 0)
                 lists.emplace_back(top_scores + (first + r) * k, top_indices + (first + r) * k, k,
-                                   s.spare.data() + r * spare_size, spare_size, s.selection.data());
+                                   s.spare.data() + r * spare_size, spare_size, s.selection.data(), kernel.split_keys);
             else
                 lists.emplace_back(top_scores + (first + r) * k, top_indices + (first + r) * k, k);
             lists.back().reset();

@@ -22,6 +22,8 @@
 #include <functional>
 #include <vector>
 
+#include "kernels/split_keys.hpp"
+
 namespace recbatch {
 
 class TopKList {
@@ -34,13 +36,14 @@ public:
     // Buffered mode: `spare` holds spare_size keys of this list, `scratch` k + spare_size keys
     // that every list of the calling thread may use in turn.
     TopKList(float* scores, std::int64_t* indices, std::size_t k, std::uint64_t* spare, std::size_t spare_size,
-             std::uint64_t* scratch)
+             std::uint64_t* scratch, kernels::SplitKeysFn split_keys = kernels::scalar::split_keys)
         : scores_(scores),
           keys_(reinterpret_cast<std::uint64_t*>(indices)),
           k_(k),
           spare_(spare),
           spare_size_(spare_size),
-          scratch_(scratch) {}
+          scratch_(scratch),
+          split_keys_(split_keys) {}
 
     void reset() {
         kept_ = pending_ = 0;
@@ -151,7 +154,7 @@ private:
         pending_ = 0;
         // The kept keys' smallest is the floor, which every pending key is above, and the best
         // key pushed is the largest: the selection's first round needs no pass for them.
-        floor_ = select_best(scratch_, held, k_, keys_, floor_, best_);
+        floor_ = select_best(scratch_, held, k_, keys_, floor_, best_, split_keys_);
         kept_ = k_;
     }
 
@@ -159,14 +162,15 @@ private:
     // and returns the k-th best; `low` and `high` are the smallest and largest key, or low = 0
     // where they are not known. A radix selection: keys between the smallest and the largest
     // share every bit above their highest differing one, so the 11 bits from there down order
-    // them into 2,048 buckets. One pass counts the buckets, a second moves the keys of the buckets
-    // above the k-th's to `out` and keeps the k-th's bucket, compacted in place, for the next
-    // round. Each pass is a sequential walk without data-dependent branches, where nth_element's
+    // them into 2,048 buckets. One pass counts the buckets, a second (`split_keys`, the
+    // caller's ISA's) moves the keys of the buckets above the k-th's to `out` and keeps the k-th's
+    // bucket, compacted in place, for the next round. Each pass is a sequential walk without
+    // data-dependent branches, where nth_element's
     // partitions branch on every comparison, half of them mispredicted (it was a quarter of a
     // search's time at k = 10,000). A last few keys are left to nth_element.
     static std::uint64_t select_best(std::uint64_t* keys, std::size_t n, std::size_t k, std::uint64_t* out,
-                                     std::uint64_t low, std::uint64_t high) {
-        constexpr unsigned kDigitBits = 11;
+                                     std::uint64_t low, std::uint64_t high, kernels::SplitKeysFn split_keys) {
+        constexpr unsigned kDigitBits = kernels::kSplitDigitBits;
         constexpr std::size_t kBuckets = std::size_t{1} << kDigitBits, kFewKeys = 256;
         for (;;) {
             if (n <= kFewKeys) {
@@ -183,20 +187,13 @@ private:
             }
             const unsigned top = 63u - static_cast<unsigned>(__builtin_clzll(low ^ high));  // n > 1 distinct keys
             const unsigned shift = top >= kDigitBits - 1 ? top - (kDigitBits - 1) : 0;
-            const auto digit = [shift](std::uint64_t key) { return (key >> shift) & (kBuckets - 1); };
             std::size_t count[kBuckets] = {};
-            for (std::size_t i = 0; i < n; ++i) ++count[digit(keys[i])];
+            for (std::size_t i = 0; i < n; ++i) ++count[(keys[i] >> shift) & (kBuckets - 1)];
             std::size_t bucket = kBuckets - 1, above = 0;  // keys in buckets above `bucket`
             while (above + count[bucket] < k) above += count[bucket--];
-            std::size_t moved = 0, kept = 0;
-            for (std::size_t i = 0; i < n; ++i) {
-                const std::uint64_t key = keys[i];
-                const std::size_t d = digit(key);
-                out[moved] = key;
-                moved += d > bucket ? 1 : 0;
-                keys[kept] = key;
-                kept += d == bucket ? 1 : 0;
-            }
+            // `out` has room for k keys, one more than the `above` that go there.
+            const kernels::SplitCounts split = split_keys(keys, n, shift, bucket, out);
+            const std::size_t moved = split.above, kept = split.same;
             if (kept == k - above) {  // the whole bucket is taken: its smallest key is the k-th
                 std::copy(keys, keys + kept, out + moved);
                 return *std::min_element(keys, keys + kept);
@@ -222,6 +219,7 @@ private:
     std::uint64_t* spare_ = nullptr;  // buffered mode only, as the three below
     std::size_t spare_size_ = 0;
     std::uint64_t* scratch_ = nullptr;
+    kernels::SplitKeysFn split_keys_ = kernels::scalar::split_keys;
     std::size_t kept_ = 0, pending_ = 0;
     std::uint64_t floor_ = 0;  // keys at or below it cannot enter
     std::uint64_t best_ = 0;   // buffered mode: the largest key pushed

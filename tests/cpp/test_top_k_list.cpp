@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "expect.hpp"
+#include "kernels/split_keys.hpp"
+#include "recbatch/simd_level.hpp"
 #include "top_k_list.hpp"
 
 namespace {
@@ -131,10 +133,42 @@ void run_merge(std::size_t k, std::size_t lists, std::size_t n_items, std::mt199
                      std::to_string(n_items) + " items");
 }
 
+// One round of the selection's split, every kernel this CPU runs against the portable one:
+// the same keys above the bucket (in order), the same bucket compacted to the front (in order),
+// nothing written past them (the portable loop may write one key past `above`'s, its contract).
+void check_split(recbatch::kernels::SplitKeysFn split, const std::string& name, std::mt19937& rng) {
+    std::mt19937_64 wide(rng());
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{9},
+                          std::size_t{63}, std::size_t{1000}, std::size_t{20001}}) {
+        for (unsigned shift : {0u, 5u, 40u, 53u}) {
+            std::vector<std::uint64_t> keys(n);
+            for (auto& key : keys) key = wide() >> (rng() % 2 == 0 ? 0 : 11);  // digits of both kinds
+            const std::uint64_t bucket = n == 0 ? 0 : (keys[rng() % n] >> shift) & recbatch::kernels::kSplitDigits;
+            std::vector<std::uint64_t> want_above, want_same;
+            for (const std::uint64_t key : keys) {
+                const std::uint64_t digit = (key >> shift) & recbatch::kernels::kSplitDigits;
+                if (digit > bucket) want_above.push_back(key);
+                if (digit == bucket) want_same.push_back(key);
+            }
+            constexpr std::uint64_t kUntouched = 0x5a5a5a5a5a5a5a5aull;
+            std::vector<std::uint64_t> above(want_above.size() + 9, kUntouched), got = keys;
+            const recbatch::kernels::SplitCounts counts = split(got.data(), n, shift, bucket, above.data());
+            bool same = counts.above == want_above.size() && counts.same == want_same.size() &&
+                        std::equal(want_above.begin(), want_above.end(), above.begin()) &&
+                        std::equal(want_same.begin(), want_same.end(), got.begin());
+            for (std::size_t i = want_above.size() + 1; i < above.size(); ++i) same = same && above[i] == kUntouched;
+            expect(same, name + " split of " + std::to_string(n) + " keys, shift " + std::to_string(shift));
+        }
+    }
+}
+
 }  // namespace
 
 int main() {
     std::mt19937 rng(2026);
+    check_split(recbatch::kernels::scalar::split_keys, "scalar", rng);
+    if (recbatch::simd_level_available(recbatch::SimdLevel::avx512))
+        check_split(recbatch::kernels::avx512::split_keys, "avx512", rng);
     for (std::size_t k : {1, 2, 5, 64, 300, 1000, 1024, 3000})
         for (std::size_t n_pushes : {std::size_t{0}, k / 2, k, 3 * k + 1, 20 * k + 17})
             for (std::size_t spare_size : {std::size_t{0}, std::size_t{1}, std::size_t{7}, k})
