@@ -116,25 +116,36 @@ public:
 private:
     static constexpr std::size_t kRadixFrom = 1024;
 
-    // Keys descending, by least significant byte first, each pass stable (a counting sort of one
-    // byte); a byte every key shares is skipped. `spare` holds n keys.
+    // Keys descending. A stable counting sort per 11-bit digit of the score half (bits 32 to 63),
+    // least significant first, a digit every key shares skipped: three passes at most, where
+    // sorting all 64 bits a byte at a time took six or seven (the index half's bytes vary too).
+    // Keys of equal scores, which differ only in the index half, are left in input order by
+    // those passes and sorted among themselves after. `spare` holds n keys.
     static void radix_sort_descending(std::uint64_t* keys, std::size_t n, std::uint64_t* spare) {
+        constexpr unsigned kBits = 11;
+        constexpr std::size_t kBuckets = std::size_t{1} << kBits;
         std::uint64_t* from = keys;
         std::uint64_t* to = spare;
-        for (unsigned shift = 0; shift < 64; shift += 8) {
-            std::size_t count[256] = {};
-            for (std::size_t i = 0; i < n; ++i) ++count[(from[i] >> shift) & 0xffu];
-            if (count[(from[0] >> shift) & 0xffu] == n) continue;  // one byte value: order kept
-            std::size_t start = 0;  // bucket 255 first: descending
-            for (std::size_t b = 256; b-- > 0;) {
+        for (unsigned shift = 32; shift < 64; shift += kBits) {
+            std::size_t count[kBuckets] = {};
+            for (std::size_t i = 0; i < n; ++i) ++count[(from[i] >> shift) & (kBuckets - 1)];
+            if (count[(from[0] >> shift) & (kBuckets - 1)] == n) continue;  // one digit value: order kept
+            std::size_t start = 0;  // the largest digit first: descending
+            for (std::size_t b = kBuckets; b-- > 0;) {
                 const std::size_t c = count[b];
                 count[b] = start;
                 start += c;
             }
-            for (std::size_t i = 0; i < n; ++i) to[count[(from[i] >> shift) & 0xffu]++] = from[i];
+            for (std::size_t i = 0; i < n; ++i) to[count[(from[i] >> shift) & (kBuckets - 1)]++] = from[i];
             std::swap(from, to);
         }
         if (from != keys) std::copy(from, from + n, keys);
+        for (std::size_t i = 0; i < n;) {
+            std::size_t j = i + 1;
+            while (j < n && (keys[j] >> 32) == (keys[i] >> 32)) ++j;
+            if (j - i > 1) std::sort(keys + i, keys + j, std::greater<>());
+            i = j;
+        }
     }
 
     // Buffered mode: the k best of the kept and pending keys become the kept ones (unordered),
