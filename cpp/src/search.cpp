@@ -191,8 +191,11 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     // pair, and per query the best k-th score any range has found so far. That score is a lower
     // bound on the query's final k-th, so every range may skip what cannot beat it (and prune
     // by norm against it), as a single scan would with its own list.
-    std::vector<float> range_scores(ranges > 1 ? ranges * n * k : 0);
-    std::vector<std::int64_t> range_indices(range_scores.size());
+    // Left uninitialised (each range's lists write every entry): zeroing them first was a pass
+    // over up to 32 MB of fresh pages per call.
+    const std::size_t range_entries = ranges > 1 ? ranges * n * k : 0;
+    const std::unique_ptr<float[]> range_scores(range_entries > 0 ? new float[range_entries] : nullptr);
+    const std::unique_ptr<std::int64_t[]> range_indices(range_entries > 0 ? new std::int64_t[range_entries] : nullptr);
     std::vector<float> range_lse_max(ranges > 1 && options.logsumexp ? ranges * n : 0);
     std::vector<double> range_lse_sum(range_lse_max.size());
     std::unique_ptr<std::atomic<float>[]> kth_bound(ranges > 1 ? new std::atomic<float>[n] : nullptr);
@@ -240,8 +243,8 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         const std::size_t range = task / query_chunks, chunk = task % query_chunks;
         const std::size_t first = chunk_starts[chunk], rows = chunk_starts[chunk + 1] - first;
         const std::size_t range_begin = n_blocks * range / ranges, range_end = n_blocks * (range + 1) / ranges;
-        float* const top_scores = ranges > 1 ? range_scores.data() + range * n * k : output.scores;
-        std::int64_t* const top_indices = ranges > 1 ? range_indices.data() + range * n * k : output.indices;
+        float* const top_scores = ranges > 1 ? range_scores.get() + range * n * k : output.scores;
+        std::int64_t* const top_indices = ranges > 1 ? range_indices.get() + range * n * k : output.indices;
         s.rows.resize(kMaxRows);
         s.thresholds.resize(kMaxRows);
         s.lane_maxima.resize(kMaxRows * kBlockItems);
@@ -581,14 +584,17 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
 
     // Merge the ranges' sorted lists per query (ties resolve by index, as in one scan) and
     // combine the log-sum-exp pairs: sum_j s_j exp(m_j - M) around the largest m_j.
-    const std::size_t merge_rows = 64;
+    // Rows per merge task: up to 64, but at least one task per thread. A call is split into
+    // ranges because it has few queries, and with a large k each row's merge is long (one
+    // thread merging 41 rows of k = 100,000 would take longer than the ranges' search).
+    const std::size_t merge_rows = std::clamp<std::size_t>((n + threads - 1) / threads, 1, 64);
     parallel_for((n + merge_rows - 1) / merge_rows, threads, [&](std::size_t, std::size_t task) {
         std::vector<const float*> scores(ranges);
         std::vector<const std::int64_t*> indices(ranges);
         for (std::size_t row = task * merge_rows; row < std::min(n, (task + 1) * merge_rows); ++row) {
             for (std::size_t range = 0; range < ranges; ++range) {
-                scores[range] = range_scores.data() + (range * n + row) * k;
-                indices[range] = range_indices.data() + (range * n + row) * k;
+                scores[range] = range_scores.get() + (range * n + row) * k;
+                indices[range] = range_indices.get() + (range * n + row) * k;
             }
             merge_sorted_lists(scores.data(), indices.data(), ranges, k, output.scores + row * k,
                                output.indices + row * k);
