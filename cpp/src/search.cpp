@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -191,10 +192,9 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     // pair, and per query the best k-th score any range has found so far. That score is a lower
     // bound on the query's final k-th, so every range may skip what cannot beat it (and prune
     // by norm against it), as a single scan would with its own list.
-    // Left uninitialised (each range's lists write every entry): zeroing them first was a pass
-    // over up to 32 MB of fresh pages per call.
+    // Each range's lists leave their keys there, unordered (the merge sorts them once). Left
+    // uninitialised (the lists write every entry): zeroing first was a pass over fresh pages.
     const std::size_t range_entries = ranges > 1 ? ranges * n * k : 0;
-    const std::unique_ptr<float[]> range_scores(range_entries > 0 ? new float[range_entries] : nullptr);
     const std::unique_ptr<std::int64_t[]> range_indices(range_entries > 0 ? new std::int64_t[range_entries] : nullptr);
     std::vector<float> range_lse_max(ranges > 1 && options.logsumexp ? ranges * n : 0);
     std::vector<double> range_lse_sum(range_lse_max.size());
@@ -243,7 +243,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
         const std::size_t range = task / query_chunks, chunk = task % query_chunks;
         const std::size_t first = chunk_starts[chunk], rows = chunk_starts[chunk + 1] - first;
         const std::size_t range_begin = n_blocks * range / ranges, range_end = n_blocks * (range + 1) / ranges;
-        float* const top_scores = ranges > 1 ? range_scores.get() + range * n * k : output.scores;
+        float* const top_scores = ranges > 1 ? nullptr : output.scores;  // unordered keys only (above)
         std::int64_t* const top_indices = ranges > 1 ? range_indices.get() + range * n * k : output.indices;
         s.rows.resize(kMaxRows);
         s.thresholds.resize(kMaxRows);
@@ -567,7 +567,10 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
             if (range == 0) options.stats->screened_queries.fetch_add(rows, std::memory_order_relaxed);
         }
         for (std::size_t r = 0; r < rows; ++r) {
-            lists[r].sort_descending();
+            if (ranges > 1)
+                lists[r].finish_unordered();  // the merge sorts each query's k best once
+            else
+                lists[r].sort_descending();
             if (!lse) continue;
             if (ranges > 1) {
                 range_lse_max[range * n + first + r] = s.lse_max[r];
@@ -582,22 +585,24 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
     if (cancelled.load()) return false;
     if (ranges == 1) return true;
 
-    // Merge the ranges' sorted lists per query (ties resolve by index, as in one scan) and
-    // combine the log-sum-exp pairs: sum_j s_j exp(m_j - M) around the largest m_j.
-    // Rows per merge task: up to 64, but at least one task per thread. A call is split into
-    // ranges because it has few queries, and with a large k each row's merge is long (one
-    // thread merging 41 rows of k = 100,000 would take longer than the ranges' search).
+    // Merge the ranges' lists per query: their keys (unordered) gathered, the k best selected
+    // and sorted once (the order one scan gives: score, then lower index), rather than each
+    // range sorting its own k and a merge of the sorted lists (two ranges sorted twice the keys
+    // of one scan). And combine the log-sum-exp pairs: sum_j s_j exp(m_j - M) around the
+    // largest m_j. Rows per merge task: up to 64, but at least one task per thread. A call is
+    // split into ranges because it has few queries, and with a large k each row's merge is
+    // long (one thread merging 41 rows of k = 100,000 would take longer than the ranges' search).
     const std::size_t merge_rows = std::clamp<std::size_t>((n + threads - 1) / threads, 1, 64);
     parallel_for((n + merge_rows - 1) / merge_rows, threads, [&](std::size_t, std::size_t task) {
-        std::vector<const float*> scores(ranges);
-        std::vector<const std::int64_t*> indices(ranges);
+        // The ranges' keys of a row and a selection's 2k (task_shape.cpp counts them in the
+        // ranges' memory budget).
+        std::vector<std::uint64_t> keys(ranges * k), scratch(2 * k);
         for (std::size_t row = task * merge_rows; row < std::min(n, (task + 1) * merge_rows); ++row) {
-            for (std::size_t range = 0; range < ranges; ++range) {
-                scores[range] = range_scores.get() + (range * n + row) * k;
-                indices[range] = range_indices.get() + (range * n + row) * k;
-            }
-            merge_sorted_lists(scores.data(), indices.data(), ranges, k, output.scores + row * k,
-                               output.indices + row * k);
+            for (std::size_t range = 0; range < ranges; ++range)
+                std::memcpy(keys.data() + range * k, range_indices.get() + (range * n + row) * k,
+                            k * sizeof(std::uint64_t));
+            TopKList::best_of_keys(keys.data(), ranges * k, k, scratch.data(), output.scores + row * k,
+                                   output.indices + row * k, kernel.split_keys);
             if (!lse) continue;
             float top = -INFINITY;
             for (std::size_t range = 0; range < ranges; ++range)

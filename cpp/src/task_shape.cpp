@@ -39,7 +39,10 @@ std::size_t catalogue_ranges_for(std::size_t query_chunks, std::size_t threads, 
     std::size_t ranges = (2 * threads + query_chunks - 1) / query_chunks;
     ranges = std::min(ranges, n_blocks / (2 * tile_blocks));
     ranges = std::min(ranges, (n * n_blocks * kBlockItems * dim) >> 20);
-    const std::size_t entry_bytes = sizeof(float) + sizeof(std::int64_t);
+    // Per entry of a range's list: its key; in the merge, where a task gathers a row's keys of
+    // every range, that key again; and the merge's selection of 2k keys, at most one more per
+    // entry with two ranges or more.
+    const std::size_t entry_bytes = 3 * sizeof(std::uint64_t);
     ranges = std::min(ranges, (std::size_t{32} << 20) / std::max<std::size_t>(1, n * k * entry_bytes));
     return std::max<std::size_t>(1, ranges);
 }

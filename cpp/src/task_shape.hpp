@@ -39,7 +39,7 @@ std::vector<std::size_t> query_chunk_starts(std::size_t n_queries, std::size_t g
 // thread busy (a handful of queries). Then each range of blocks is a task of its own with
 // its own heaps, merged per query at the end: at least two full tiles and about a million
 // multiply-adds per range (a thread's start costs tens of microseconds), and the ranges'
-// partial top-k lists (n x ranges x k entries) within 32 MB.
+// partial top-k lists (n x ranges x k keys) and the merge's buffers within 32 MB.
 std::size_t catalogue_ranges_for(std::size_t query_chunks, std::size_t threads, std::size_t n, std::size_t k,
                                  std::size_t n_blocks, std::size_t tile_blocks, std::size_t dim);
 

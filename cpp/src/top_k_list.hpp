@@ -93,6 +93,38 @@ public:
         keys_[i] = key;
     }
 
+    // Leaves the row's k keys in its indices, unordered, 0 for an empty slot: what
+    // best_of_keys takes (a query's catalogue ranges, merged without sorting each range).
+    void finish_unordered() {
+        if (spare_ == nullptr) return;
+        select();
+        std::fill(keys_ + kept_, keys_ + k_, std::uint64_t{0});
+    }
+
+    // The k best of n keys (any order, 0 for none; `keys` reordered) written best first as
+    // scores and indices, padded with (-inf, -1). `scratch` holds 2k keys.
+    static void best_of_keys(std::uint64_t* keys, std::size_t n, std::size_t k, std::uint64_t* scratch,
+                             float* scores, std::int64_t* indices, kernels::SplitKeysFn split_keys) {
+        std::size_t held = 0;
+        for (std::size_t i = 0; i < n; ++i)
+            if (keys[i] != 0) keys[held++] = keys[i];
+        std::uint64_t* const best = scratch;  // k keys, then the radix sort's k
+        if (held > k) {
+            select_best(keys, held, k, best, 0, 0, split_keys);
+            held = k;
+        } else {
+            std::copy(keys, keys + held, best);
+        }
+        if (held >= kRadixFrom)
+            radix_sort_descending(best, held, scratch + k);
+        else
+            std::sort(best, best + held, std::greater<>());
+        for (std::size_t i = 0; i < k; ++i) {
+            scores[i] = i < held ? score_of(best[i]) : -INFINITY;
+            indices[i] = i < held ? static_cast<std::int64_t>(0xffffffffu - (best[i] & 0xffffffffu)) : -1;
+        }
+    }
+
     // Rewrites the row best first as scores and indices; empty slots become (-inf, -1), last.
     void sort_descending() {
         if (spare_ != nullptr) {
@@ -235,32 +267,5 @@ private:
     std::uint64_t floor_ = 0;  // keys at or below it cannot enter
     std::uint64_t best_ = 0;   // buffered mode: the largest key pushed
 };
-
-// The k best of `lists` sorted rows of k entries each (best first, then padding: index -1, score
-// -inf), into out_scores / out_indices, best first, padded. The rows hold distinct items (the
-// catalogue ranges of one query), so this is the row one scan would have made. A k-way merge
-// over the rows' heads: no list of k to push into, whatever k is.
-inline void merge_sorted_lists(const float* const* scores, const std::int64_t* const* indices, std::size_t lists,
-                               std::size_t k, float* out_scores, std::int64_t* out_indices) {
-    std::vector<std::size_t> head(lists, 0);
-    const auto key_at = [&](std::size_t list) {
-        const std::size_t at = head[list];
-        return at < k && indices[list][at] >= 0 ? TopKList::key_of(scores[list][at], indices[list][at]) : 0;
-    };
-    std::vector<std::uint64_t> keys(lists);
-    for (std::size_t list = 0; list < lists; ++list) keys[list] = key_at(list);
-    for (std::size_t i = 0; i < k; ++i) {
-        const std::size_t best = static_cast<std::size_t>(std::max_element(keys.begin(), keys.end()) - keys.begin());
-        if (keys[best] == 0) {  // every row used up: padding from here
-            std::fill(out_scores + i, out_scores + k, -INFINITY);
-            std::fill(out_indices + i, out_indices + k, std::int64_t{-1});
-            return;
-        }
-        out_scores[i] = scores[best][head[best]] + 0.0f;
-        out_indices[i] = indices[best][head[best]];
-        ++head[best];
-        keys[best] = key_at(best);
-    }
-}
 
 }  // namespace recbatch

@@ -2,11 +2,12 @@
 // pushes with many ties or spread over many binades, -0 beside +0, -inf and NaN (never kept), fewer pushes than k, spare
 // buffers from one key to k, and lists long enough for the radix sort. The k best by (score
 // desc, index asc), best first, padded with (-inf, -1); a threshold never above the true k-th
-// best, finite once k entries are held. And merge_sorted_lists: the lists of disjoint item sets
-// (a query's catalogue ranges) merged into the list of their union.
+// best, finite once k entries are held. And best_of_keys: the unordered lists of disjoint item
+// sets (a query's catalogue ranges) merged into the list of their union.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <string>
 #include <utility>
@@ -97,8 +98,9 @@ void run(std::size_t k, std::size_t n_pushes, std::size_t spare_size, std::mt199
 }
 
 // Items 0..n_items-1 dealt at random to `lists` ranges, each range's list built by TopKList
-// (sorted, padded), then merged; against the reference list of all of them.
-void run_merge(std::size_t k, std::size_t lists, std::size_t n_items, std::mt19937& rng) {
+// (a heap, or buffered with a spare of 7 keys) and left unordered, then their keys gathered and
+// merged by best_of_keys; against the reference list of all of them.
+void run_merge(std::size_t k, std::size_t lists, std::size_t n_items, bool buffered, std::mt19937& rng) {
     std::uniform_int_distribution<int> level(-5, 5);
     std::vector<Entry> all;
     std::vector<std::vector<Entry>> dealt(lists);
@@ -107,30 +109,31 @@ void run_merge(std::size_t k, std::size_t lists, std::size_t n_items, std::mt199
         all.push_back(e);
         dealt[rng() % lists].push_back(e);
     }
-    std::vector<std::vector<float>> scores(lists, std::vector<float>(k));
-    std::vector<std::vector<std::int64_t>> indices(lists, std::vector<std::int64_t>(k));
-    std::vector<const float*> score_rows;
-    std::vector<const std::int64_t*> index_rows;
+    std::vector<std::uint64_t> keys(lists * k);
     for (std::size_t l = 0; l < lists; ++l) {
-        recbatch::TopKList list(scores[l].data(), indices[l].data(), k);
+        std::vector<std::int64_t> indices(k);
+        std::vector<std::uint64_t> spare(7), selection(k + 7);
+        recbatch::TopKList list = buffered ? recbatch::TopKList(nullptr, indices.data(), k, spare.data(), 7, selection.data())
+                                           : recbatch::TopKList(nullptr, indices.data(), k);
         list.reset();
         for (const Entry& e : dealt[l]) list.push(e.score, e.index);
-        list.sort_descending();
-        score_rows.push_back(scores[l].data());
-        index_rows.push_back(indices[l].data());
+        list.finish_unordered();
+        std::memcpy(keys.data() + l * k, indices.data(), k * sizeof(std::uint64_t));
     }
     std::vector<float> out_scores(k, 7.0f);
     std::vector<std::int64_t> out_indices(k, 7);
-    recbatch::merge_sorted_lists(score_rows.data(), index_rows.data(), lists, k, out_scores.data(), out_indices.data());
+    std::vector<std::uint64_t> scratch(2 * k);
+    recbatch::TopKList::best_of_keys(keys.data(), keys.size(), k, scratch.data(), out_scores.data(), out_indices.data(),
+                                     recbatch::kernels::scalar::split_keys);
     const std::vector<Entry> expected = reference(all, k);
     bool same = true;
     for (std::size_t i = 0; i < k; ++i) {
         const bool padded = i >= expected.size();
-        same = same && out_scores[i] == (padded ? -INFINITY : expected[i].score) &&
+        same = same && out_scores[i] == (padded ? -INFINITY : expected[i].score + 0.0f) &&
                out_indices[i] == (padded ? -1 : expected[i].index);
     }
-    expect(same, "merge of " + std::to_string(lists) + " lists, k=" + std::to_string(k) + ", " +
-                     std::to_string(n_items) + " items");
+    expect(same, "merge of " + std::to_string(lists) + (buffered ? " buffered" : "") + " lists, k=" +
+                     std::to_string(k) + ", " + std::to_string(n_items) + " items");
 }
 
 // One round of the selection's split, every kernel this CPU runs against the portable one:
@@ -177,7 +180,8 @@ int main() {
         for (std::size_t spare_size : {std::size_t{7}, k}) run(k, 6 * k + 5, spare_size, rng, true);
     for (std::size_t k : {1, 3, 50, 2000})
         for (std::size_t lists : {1, 2, 5, 32})
-            for (std::size_t n_items : {std::size_t{0}, k / 2, 4 * k + 3}) run_merge(k, lists, n_items, rng);
+            for (std::size_t n_items : {std::size_t{0}, k / 2, 4 * k + 3})
+                for (bool buffered : {false, true}) run_merge(k, lists, n_items, buffered, rng);
     // A list reused after reset starts empty (the search resets its lists per task).
     std::vector<float> scores(3);
     std::vector<std::int64_t> out(3);
