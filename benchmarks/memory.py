@@ -81,6 +81,8 @@ DEFAULT_CASES = [
     # Batch segment jobs' sizes: buffered top-k lists, with exclusions too (NOTES 78).
     Case("seg-10k", 400, 200_000, 64, 10_000, oneshot=False),
     Case("seg-100k-excl", 41, 200_000, 64, 100_000, exclude=100, oneshot=False),
+    # A few queries of large k: split into catalogue ranges, merged by one selection (NOTES 85).
+    Case("few-50k", 12, 200_000, 64, 50_000, oneshot=False),
 ]
 
 QUICK_CASES = [
