@@ -69,6 +69,9 @@ class FakeRunner:
     def run_batch_segment_job(self, job: Mapping[str, Any], solution: Mapping[str, Any], **kw: Any) -> Any:
         return self._run("segment", job, solution, **kw)
 
+    def remove_partial_output(self, job: Mapping[str, Any]) -> int:
+        return real_runner.remove_partial_output(job)
+
 
 def progress(read: int, written: int, failed: int) -> Any:
     """A JobProgress."""

@@ -417,6 +417,40 @@ def test_local_output_commit_replaces_and_explicit_abort(tmp_path: Path) -> None
     assert _all_files(tmp_path) == ["x.out"]
 
 
+def test_partial_outputs_of_a_killed_run_are_found_by_tag(tmp_path: Path) -> None:
+    # A run killed mid-write leaves its temporary files (OutputObject never committed nor aborted);
+    # remove_partial_outputs deletes those of its job only, in subfolders too, and nothing else.
+    tag = jobio.partial_output_tag("arn:aws:personalize:us-east-1:000000000000:batch-inference-job/a")
+    assert tag == jobio.partial_output_tag("arn:aws:personalize:us-east-1:000000000000:batch-inference-job/a")
+    assert tag != jobio.partial_output_tag("arn:aws:personalize:us-east-1:000000000000:batch-inference-job/b")
+    killed = [
+        OutputObject(str(tmp_path / "out" / name), tag=tag) for name in ("a.jsonl.out", "sub/[b].jsonl.out")
+    ]
+    for out in killed:
+        out.write(b"half a line")
+        out._sink.file.close()  # type: ignore[attr-defined]  # as the killed process's exit would
+    other = OutputObject(str(tmp_path / "out" / "a.jsonl.out"), tag="0123456789ab")
+    other.write(b"another job's")
+    untagged = OutputObject(str(tmp_path / "out" / "c.jsonl.out"))
+    untagged.write(b"no tag")
+    _touch(tmp_path, "out/a.jsonl.out", f"out/{tag}-0a.recbatch-tmp", f"out/.x.{tag}-0a.recbatch-tmpx")
+    before = _all_files(tmp_path)
+    assert len(before) == 7
+    assert jobio.remove_partial_outputs(str(tmp_path / "out"), tag) == 2
+    assert _all_files(tmp_path) == [
+        name
+        for name in before
+        if not (name.endswith(".recbatch-tmp") and f".{tag}-" in name and "/." in name)
+    ]
+    assert len(_all_files(tmp_path)) == 5
+    assert jobio.remove_partial_outputs(str(tmp_path / "out") + "/", tag) == 0
+    assert jobio.remove_partial_outputs(str(tmp_path / "missing"), tag) == 0
+    assert jobio.remove_partial_outputs("s3://bucket/out/", tag) == 0
+    other.commit()
+    untagged.abort()
+    assert (tmp_path / "out" / "a.jsonl.out").read_bytes() == b"another job's"
+
+
 def test_local_output_mode_follows_umask(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:

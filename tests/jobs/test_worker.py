@@ -320,7 +320,7 @@ def test_process_identity_helpers() -> None:
 BLOCKING_WORKER = textwrap.dedent(
     """
     import pathlib, sys, time
-    from recbatch.jobs import runner as r
+    from recbatch.jobs import io as jobio, runner as r
     from recbatch.jobs.config import JobsConfig
     from recbatch.jobs.store import Store
     from recbatch.jobs.worker import Worker
@@ -333,10 +333,16 @@ BLOCKING_WORKER = textwrap.dedent(
 
         def run_batch_inference_job(self, job, solution, *, progress, should_stop, threads):
             progress(r.JobProgress(5, 4, 1))
+            # Half-way through its output, as the real runner would be.
+            prefix = job["jobOutput"]["s3DataDestination"]["path"]
+            tag = jobio.partial_output_tag(job["batchInferenceJobArn"])
+            out = jobio.OutputObject(jobio.output_uri(prefix, "users.jsonl"), tag=tag)
+            out.write(b'{"partial": true}\\n')
             pathlib.Path(marker).write_text(job["batchInferenceJobArn"])
             time.sleep(3600)  # killed here
 
         run_batch_segment_job = run_batch_inference_job
+        remove_partial_output = staticmethod(r.remove_partial_output)
 
     Worker(Store(home), JobsConfig.resolve(home), runner=Blocking()).run_pending_once()
     """
@@ -380,10 +386,20 @@ def test_a_killed_worker_process_job_is_finished_by_the_next_worker(tmp_path: Pa
         child.kill()
         child.wait()
     assert child.returncode == -signal.SIGKILL
+    # The killed run left its temporary output beside the final name (a dot file, never an input).
+    [partial] = [p.name for p in (tmp_path / "out").iterdir() if p.name.endswith(".recbatch-tmp")]
+    assert partial.startswith(".users.jsonl.out.")
+    (tmp_path / "out" / ".users.jsonl.out.0123456789ab-00.recbatch-tmp").write_bytes(b"another job's")
 
     # The next worker (real runner, default) starts: it sees the dead process and requeues, then runs it.
     worker = Worker(service.store, config)
     assert worker.run_pending_once() == arn
+    # The dead run's temporary file is gone; another job's is not touched.
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        ".users.jsonl.out.0123456789ab-00.recbatch-tmp",
+        "_CHECK",
+        "users.jsonl.out",
+    ]
     done = service.store.get_job(arn)
     assert done is not None
     assert (done.status, done.failure_reason, done.recoveries) == (STATUS_ACTIVE, None, 1)

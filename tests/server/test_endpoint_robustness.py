@@ -107,19 +107,19 @@ def test_malformed_requests_get_clear_errors_and_change_nothing(
         ),
         (
             {"body": b"{}", "target": "AmazonPersonalize.CreateSolution"},
-            404,
+            400,
             "UnknownOperationException",
             "CreateSolution",
         ),
         (
             {"body": b"{}", "target": "AmazonS3.ListBuckets"},
-            404,
+            400,
             "UnknownOperationException",
             "AmazonPersonalize",
         ),
-        ({"body": b"{}", "target": None}, 404, "UnknownOperationException", "Missing X-Amz-Target"),
-        ({"body": b"{}", "path": "/other"}, 404, "UnknownOperationException", "/other"),
-        ({"body": b"", "method": "GET", "sign": False}, 405, "UnknownOperationException", "POST /"),
+        ({"body": b"{}", "target": None}, 400, "UnknownOperationException", "Missing X-Amz-Target"),
+        ({"body": b"{}", "path": "/other"}, 400, "UnknownOperationException", "/other"),
+        ({"body": b"", "method": "GET", "sign": False}, 400, "UnknownOperationException", "POST /"),
     ]
     for kwargs, status, code, fragment in cases:
         got_status, headers, body = raw_call(server.url, **kwargs)

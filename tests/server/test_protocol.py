@@ -35,7 +35,7 @@ def test_model_has_botocore_operations_and_ours() -> None:
 def test_bad_targets(target: str | None, fragment: str) -> None:
     with pytest.raises(protocol.ProtocolError) as caught:
         protocol.parse_target(target)
-    assert (caught.value.code, caught.value.status) == ("UnknownOperationException", 404)
+    assert (caught.value.code, caught.value.status) == ("UnknownOperationException", 400)
     assert fragment in caught.value.message
 
 

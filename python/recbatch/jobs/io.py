@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
+import hashlib
 import itertools
 import logging
 import os
@@ -76,7 +77,8 @@ WRITEBACK_BYTES = 32 << 20
 S3_PART_BYTES = 16 << 20
 
 _OUTPUT_SUFFIX = ".out"
-# Local output is written to ".<name>.<random><suffix>" beside its final name; never an input.
+# Local output is written to ".<name>.<tag>-<random><suffix>" beside its final name (the tag names
+# the job, see partial_output_tag); never an input.
 _TEMP_SUFFIX = ".recbatch-tmp"
 _BOM = b"\xef\xbb\xbf"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -138,6 +140,34 @@ def _join(prefix: str, name: str) -> str:
 def output_uri(output_prefix: str, name: str) -> str:
     """The output object for the input file called ``name``: ``<output_prefix>/<name>.out``."""
     return _join(output_prefix, name + _OUTPUT_SUFFIX)
+
+
+def partial_output_tag(job_arn: str) -> str:
+    """The tag in the names of a job's temporary local output files: the same in every run of the job,
+    so that a run can find what a killed one left behind (see :func:`remove_partial_outputs`)."""
+    return hashlib.sha256(job_arn.encode()).hexdigest()[:12]
+
+
+def remove_partial_outputs(output_prefix: str, tag: str) -> int:
+    """Delete the temporary output files that runs of the job tagged ``tag`` left under a local prefix.
+
+    A run that ends, however it ends, removes its own; these are the files of a run whose process was
+    killed. Returns how many were removed; other files, and prefixes that are not local, are left alone
+    (S3 shows nothing of an upload that was not completed).
+    """
+    if not is_local_path(output_prefix):
+        return 0
+    folder = Path(_local_path(output_prefix))
+    if not folder.is_dir():
+        return 0
+    pattern = re.compile(rf"\..+\.{re.escape(tag)}-[0-9a-f]+{re.escape(_TEMP_SUFFIX)}")
+    removed = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if pattern.fullmatch(name):
+                Path(root, name).unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 # --------------------------------------------------------------------------------------------------
@@ -541,11 +571,12 @@ class _Sink(Protocol):
 class _LocalSink:
     """A temporary file beside the final one, renamed over it on commit (atomic on one file system)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, tag: str | None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            self.temp_path = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}{_TEMP_SUFFIX}")
+            unique = secrets.token_hex(6) if tag is None else f"{tag}-{secrets.token_hex(6)}"
+            self.temp_path = self.path.with_name(f".{self.path.name}.{unique}{_TEMP_SUFFIX}")
             try:
                 # 0o666 minus the umask, as a plain open() would give the final file.
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
@@ -654,12 +685,15 @@ class OutputObject:
         with OutputObject("s3://bucket/out/in.jsonl.out", kms_key_arn=key) as out:
             out.write(b'{"input": ...}\\n')
 
+    ``tag`` (:func:`partial_output_tag` of the job) goes into the name of a local output's temporary
+    file, so that :func:`remove_partial_outputs` can find it if the process is killed before the end.
+
     Raises:
         JobIOError: the destination is not writable (from the constructor for local paths, from
             ``write`` or ``commit`` for S3), or a kmsKeyArn is given for a path that is not on S3.
     """
 
-    def __init__(self, uri: str, *, kms_key_arn: str | None = None) -> None:
+    def __init__(self, uri: str, *, kms_key_arn: str | None = None, tag: str | None = None) -> None:
         self.uri = uri
         self._action = f"cannot write {uri}" + (f" with KMS key {kms_key_arn}" if kms_key_arn else "")
         self._state = "open"
@@ -669,7 +703,7 @@ class OutputObject:
         self._sink: _Sink
         try:
             if scheme in ("", "file"):
-                self._sink = _LocalSink(_local_path(uri))
+                self._sink = _LocalSink(_local_path(uri), tag)
             elif scheme == "s3":
                 self._sink = _S3Sink(uri, kms_key_arn)
             else:

@@ -35,6 +35,7 @@ __all__ = [
     "JobFailed",
     "JobInterrupted",
     "JobProgress",
+    "remove_partial_output",
     "run_batch_inference_job",
     "run_batch_segment_job",
 ]
@@ -99,6 +100,24 @@ def run_batch_segment_job(
     ).run()
 
 
+def remove_partial_output(job: Mapping[str, Any]) -> int:
+    """Delete the temporary output files a killed run of ``job`` left behind (local outputs only).
+
+    The worker calls it when it finds a job whose worker died, before the job runs again or is failed.
+    Returns how many files were removed.
+    """
+    output_prefix = _member(job, "jobOutput", "s3DataDestination", "path")
+    arn = _job_arn(job)
+    if not output_prefix or arn is None:
+        return 0
+    return jobio.remove_partial_outputs(output_prefix, jobio.partial_output_tag(arn))
+
+
+def _job_arn(job: Mapping[str, Any]) -> str | None:
+    arn = job.get("batchInferenceJobArn") or job.get("batchSegmentJobArn")
+    return str(arn) if arn else None
+
+
 def _member(job: Mapping[str, Any], outer: str, inner: str, name: str) -> Any:
     try:
         return job[outer][inner].get(name)
@@ -128,6 +147,8 @@ class _Run:
         self.input_key: str | None = _member(job, "jobInput", "s3DataSource", "kmsKeyArn")
         self.output_prefix: str | None = _member(job, "jobOutput", "s3DataDestination", "path")
         self.output_key: str | None = _member(job, "jobOutput", "s3DataDestination", "kmsKeyArn")
+        arn = _job_arn(job)
+        self.output_tag = jobio.partial_output_tag(arn) if arn is not None else None
         num_results = job.get("numResults")
         self.num_results = DEFAULT_NUM_RESULTS if num_results is None else int(num_results)
 
@@ -212,7 +233,7 @@ class _Run:
         searches = _SearchThread()
         try:
             # The context manager commits on success and aborts on any exception (stop included).
-            with jobio.OutputObject(uri, kms_key_arn=self.output_key) as out:
+            with jobio.OutputObject(uri, kms_key_arn=self.output_key, tag=self.output_tag) as out:
                 previous: _Batch | None = None
                 for lines in jobio.read_records(input_file.uri, batch_size, kms_key_arn=self.input_key):
                     batch = _Batch(len(lines), scorer.steps_for_lines(lines), searches)

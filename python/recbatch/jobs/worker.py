@@ -74,6 +74,8 @@ class RunnerAPI(Protocol):
         threads: int | None = ...,
     ) -> Any: ...
 
+    def remove_partial_output(self, job: Mapping[str, Any]) -> int: ...
+
 
 # -------------------------------------------------------------------------------- process identity
 
@@ -219,8 +221,19 @@ class Worker:
         for row, status in changed:
             action = "requeued" if status != STATUS_FAILED else "failed"
             log.warning("job %s %s: its worker %s died", row.arn, action, row.worker_id)
+            # The dead run's temporary output file (never visible under the output's own name).
+            try:
+                self.runner.remove_partial_output(self._job_members(row))
+            except OSError as e:
+                log.warning("job %s: could not remove the dead run's partial output: %s", row.arn, e)
         self._recovered = True
         return changed
+
+    @staticmethod
+    def _job_members(row: JobRow) -> dict[str, Any]:
+        """The job as the runner takes it: its create request plus its ARN."""
+        arn_member = "batchInferenceJobArn" if row.kind == INFERENCE else "batchSegmentJobArn"
+        return {**row.request, arn_member: row.arn}
 
     # -- running
 
@@ -281,8 +294,7 @@ class Worker:
                 failure_reason=f"The solution version {row.solution_version_arn} no longer exists",
             )
             return
-        arn_member = "batchInferenceJobArn" if row.kind == INFERENCE else "batchSegmentJobArn"
-        job = {**row.request, arn_member: row.arn}
+        job = self._job_members(row)
         solution = {
             "solutionVersionArn": solution_row.arn,
             "recipeArn": solution_row.recipe_arn,

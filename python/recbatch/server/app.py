@@ -98,7 +98,6 @@ class Service:
                 raise protocol.ProtocolError(
                     "UnknownOperationException",
                     f"{method} is not served: AWS JSON 1.1 requests are 'POST /'.",
-                    405 if path == "/" else 404,
                 )
             if self.verifier is not None:
                 self.verifier.verify(SignedRequest(method, path, query, headers, body))
@@ -106,14 +105,12 @@ class Service:
                 raise protocol.ProtocolError(
                     "UnknownOperationException",
                     f"No resource at path '{path}': AWS JSON 1.1 requests are 'POST /'.",
-                    404,
                 )
             operation = protocol.parse_target(headers.get("x-amz-target"))
             if operation not in self.operations:
                 raise protocol.ProtocolError(
                     "UnknownOperationException",
                     f"Unknown operation '{operation}'. This endpoint serves: {', '.join(sorted(self.operations))}.",
-                    404,
                 )
             params = protocol.conform(
                 protocol.operation_model(operation).input_shape, protocol.parse_body(body)

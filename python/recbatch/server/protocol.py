@@ -28,7 +28,11 @@ DATA_PATH = Path(__file__).resolve().parent / "data"
 
 
 class ProtocolError(Exception):
-    """A request the protocol layer refuses: becomes ``{"__type": code, "message": ...}`` with ``status``."""
+    """A request the protocol layer refuses: becomes ``{"__type": code, "message": ...}`` with ``status``.
+
+    400 unless said otherwise, UnknownOperationException included: SPEC section 8, and what AWS's JSON
+    services answer for an operation they do not have.
+    """
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -55,14 +59,12 @@ def parse_target(target: str | None) -> str:
             "UnknownOperationException",
             f"Missing X-Amz-Target header: an AWS JSON 1.1 request names its operation as "
             f"'X-Amz-Target: {TARGET_PREFIX}.<Operation>'.",
-            404,
         )
     prefix, dot, operation = target.strip().rpartition(".")
     if not dot or prefix != TARGET_PREFIX or not operation:
         raise ProtocolError(
             "UnknownOperationException",
             f"Unknown X-Amz-Target '{target}': this endpoint serves '{TARGET_PREFIX}.<Operation>'.",
-            404,
         )
     return operation
 
