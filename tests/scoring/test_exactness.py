@@ -239,6 +239,31 @@ def test_logsumexp_when_later_tiles_score_far_above_earlier_ones(
     np.testing.assert_allclose(result.logsumexp, logsumexp(ref), rtol=1e-6)
 
 
+@pytest.mark.parametrize("offset", [0.0, 300.0, -5000.0, 2.0**20, -(2.0**20), 5e9, -5e9, 2.0**100])
+def test_logsumexp_of_scores_far_from_zero(level: str, offset: float, rng: np.random.Generator) -> None:
+    # Scores are offset + multiples of a power of two fine enough to keep a spread of several
+    # e-folds up to 2^20 and no finer than float32's grid at the offset beyond: every float32
+    # dot product is exact, FMA or not, so the float64 log-sum-exp of the exact scores is the
+    # answer up to the exponential's own error. It must not drift with the offset (it did, by
+    # 1.3e-8 |offset|), nor turn infinite where the float32 shift M log2(e) loses its units (it
+    # did from about 4e9).
+    m, n, dim = 5000, 24, 6
+    grid = max(2.0**-3, 2.0 ** np.ceil(np.log2(abs(offset) / 2.0**23 + 1e-300)))
+    items = np.concatenate([np.ones((m, 1)), rng.integers(-8, 9, (m, dim - 1))], axis=1).astype(np.float32)
+    queries = np.concatenate(
+        [np.full((n, 1), offset), rng.integers(-8, 9, (n, dim - 1)) * grid], axis=1
+    ).astype(np.float32)
+    exact = queries.astype(np.float64) @ items.astype(np.float64).T
+    assert np.array_equal(exact, exact.astype(np.float32))  # every score is a float32
+    top = exact.max(axis=1)
+    expected = top + np.log(np.exp(exact - top[:, None]).sum(axis=1))
+    result = recbatch.top_k(queries, items, 3, simd=level, threads=2, logsumexp=True)
+    np.testing.assert_array_equal(result.scores[:, 0], top.astype(np.float32))
+    assert result.logsumexp is not None
+    assert np.all(np.isfinite(result.logsumexp))
+    np.testing.assert_allclose(result.logsumexp - top, expected - top, rtol=0, atol=2e-5)
+
+
 def test_simd_levels_agree_with_scalar(rng: np.random.Generator) -> None:
     queries, items = gaussian(rng, 64, 65), gaussian(rng, 3000, 65)
     index = recbatch.ItemIndex(items)

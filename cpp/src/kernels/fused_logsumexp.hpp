@@ -11,9 +11,10 @@
 // eligible item there takes the two-pass update for this tile. The two-pass
 // update rereads every score of the tile, which the fused pass does not store (24 stores per
 // block and a hot score buffer, paid on every tile for a rare event): the first overflowing row
-// of a tile has it scored again, this time storing everything. The scaled exponent
-// t = s log2(e) - round(M log2(e)) uses a rounded shift; the exact factor
-// exp(M - ln2 round(M log2(e))) is applied in double.
+// of a tile has it scored again, this time storing everything. The scaled exponent is
+// t = s L - shift, with L = log2(e) and shift = M L both rounded to float32; the factor that
+// makes the sum e^(s - M) again is applied in double (see score_tile_with). Rows whose |M|
+// exceeds 2^22 take the two-pass update, where the float32 shift is too coarse.
 //
 // Isa (a type in the including file's anonymous namespace, so each copy is that file's own):
 //   static constexpr std::size_t kLanes;   partial sums per row
@@ -65,36 +66,47 @@ void seed_maxima(const TileJob& job) {
     }
 }
 
+// A running maximum beyond +-2^22 takes the two-pass update: the float32 shift M log2(e) is
+// off by up to half its last unit, which there could push every 2^t of a row below float32's
+// range unnoticed (a sum of zeros is finite).
+constexpr float kFusedMaxMagnitude = 4194304.0f;
+
 template <class Isa>
 void score_tile_with(const TileJob& job) {
     if (job.lse_max == nullptr) return Isa::template score<false>(job, nullptr, nullptr);
     const auto has_max = [&job](std::size_t r) { return job.lse_max[r] > -INFINITY; };
+    const auto fused = [&job](std::size_t r) {
+        return job.lse_max[r] > -INFINITY && std::fabs(job.lse_max[r]) <= kFusedMaxMagnitude;
+    };
     std::size_t with_max = 0;
     for (std::size_t r = 0; r < job.n_rows; ++r) with_max += has_max(r) ? 1 : 0;
-    if (with_max < job.n_rows) {
-        seed_maxima<Isa>(job);
-        with_max = 0;
-        for (std::size_t r = 0; r < job.n_rows; ++r) with_max += has_max(r) ? 1 : 0;
-    }
-    if (with_max == 0) {  // nothing eligible in the first block of any row
+    if (with_max < job.n_rows) seed_maxima<Isa>(job);
+    std::size_t n_fused = 0;
+    for (std::size_t r = 0; r < job.n_rows; ++r) n_fused += fused(r) ? 1 : 0;
+    if (n_fused == 0) {  // nothing eligible in the first block of any row, or only huge scores
         Isa::template score<false>(job, nullptr, nullptr);
         for (std::size_t r = 0; r < job.n_rows; ++r) Isa::two_pass(job, r);
         return;
     }
-    // A row still without M gets shift +inf: its partial sum is dropped, and it takes the
-    // two-pass update below. So each row's result depends on its own scores alone, never on the
-    // other rows of its group: a query gets the same log-sum-exp in any batch.
+    // A row not fused (no M yet, or a huge one) gets shift +inf: its partial sum is dropped, and
+    // it takes the two-pass update below. So each row's result depends on its own scores alone,
+    // never on the other rows of its group: a query gets the same log-sum-exp in any batch.
+    constexpr float kLog2e = 1.44269504088896341f;
     alignas(64) float partial[kMaxRows * Isa::kLanes] = {};
     float shift[kMaxRows];
-    for (std::size_t r = 0; r < job.n_rows; ++r) shift[r] = has_max(r) ? job.lse_max[r] * 1.44269504088896341f : INFINITY;
+    for (std::size_t r = 0; r < job.n_rows; ++r) shift[r] = fused(r) ? job.lse_max[r] * kLog2e : INFINITY;
     Isa::template score<true>(job, shift, partial);
     bool rescored = false;
     for (std::size_t r = 0; r < job.n_rows; ++r) {
-        if (has_max(r)) {
+        if (fused(r)) {
             const double sum = Isa::lane_sum(partial + Isa::kLanes * r);
             if (std::isfinite(sum)) {
-                job.lse_sum[r] += sum * std::exp(0.69314718055994531 * static_cast<double>(shift[r]) -
-                                                 static_cast<double>(job.lse_max[r]));
+                // The lanes hold 2^(s L - shift) with L = float32(log2(e)); times 2^(shift - M L),
+                // that is e^((s - M) L ln 2): exact at s = M, and as L ln 2 = 1 - 1.3e-8, a term
+                // 100 below M is off by 1.3e-6 of itself. (A factor e^(shift ln 2 - M) put every
+                // term off by 1.3e-8 |s|: 0.013 of the log-sum-exp at scores of a million.)
+                const double ml = static_cast<double>(kLog2e) * static_cast<double>(job.lse_max[r]);
+                job.lse_sum[r] += sum * std::exp2(static_cast<double>(shift[r]) - ml);
                 continue;
             }
         }
