@@ -92,6 +92,15 @@ public:
 
     std::size_t n_items() const { return packed_->n_items(); }
     std::size_t dim() const { return packed_->dim(); }
+    double max_norm() const { return packed_->block_norm_bound(0); }
+
+    FloatArray items() const {
+        FloatArray out({packed_->n_items(), packed_->dim()});
+        float* data = out.mutable_data();
+        py::gil_scoped_release release;
+        packed_->unpack(data);
+        return out;
+    }
 
     py::tuple search(const FloatArray& queries, std::int64_t k, const std::optional<py::array>& indptr,
                      const std::optional<py::array>& indices, const std::optional<ByteArray>& allow,
@@ -521,6 +530,8 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         .def(py::init<const FloatArray&, std::int64_t>(), py::arg("items"), py::arg("threads") = 1)
         .def_property_readonly("n_items", &ItemIndex::n_items)
         .def_property_readonly("dim", &ItemIndex::dim)
+        .def_property_readonly("max_norm", &ItemIndex::max_norm)
+        .def("items", &ItemIndex::items)
         .def("search", &ItemIndex::search, py::arg("queries"), py::arg("k"), py::arg("exclude_indptr"),
              py::arg("exclude_indices"), py::arg("allow"), py::arg("threads"), py::arg("logsumexp"), py::arg("simd"));
     // Lookups hold the GIL: they read Python strings, and a batch of them takes microseconds.

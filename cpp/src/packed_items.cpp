@@ -110,6 +110,14 @@ PackedItems::PackedItems(const float* items, std::size_t n_items, std::size_t di
     if (with_int8) quantise(threads);
 }
 
+void PackedItems::unpack(float* out) const {
+    for (std::size_t p = 0; p < n_items_; ++p) {
+        const float* block = panels_.get() + (p / kBlockItems) * dim_ * kBlockItems;
+        float* row = out + static_cast<std::size_t>(item_at_[p]) * dim_;
+        for (std::size_t d = 0; d < dim_; ++d) row[d] = block[d * kBlockItems + p % kBlockItems];
+    }
+}
+
 void PackedItems::quantise(std::size_t threads) {
     const std::size_t positions = n_blocks_ * kBlockItems;
     const std::size_t bytes = ((n_blocks_ * int8_block_bytes() + 63) / 64) * 64;

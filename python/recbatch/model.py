@@ -54,6 +54,9 @@ MAX_ID_LENGTH = 256
 #: Every array the artifact may hold, in documentation order.
 ARRAY_NAMES = ("item_ids", "item_factors", "user_ids", "user_factors", "item_popularity")
 
+# Scores (user . item) must stay finite in float32, with room for the rounding of a dot
+# product's partial sums (as recbatch.scoring checks queries).
+_SCORE_LIMIT = float(np.finfo(np.float32).max) * (1.0 - 2.0**-8)
 # Rows checked for finiteness at a time, so that validation never doubles the model's memory.
 _FINITE_CHECK_ROWS = 65_536
 
@@ -196,6 +199,30 @@ def _factors(name: str, value: ArrayLike, n_rows: int, ids_name: str) -> NDArray
     return matrix
 
 
+def _largest_norm(matrix: NDArray[np.float32]) -> tuple[float, int]:
+    """The largest row norm (in float64, a chunk of rows at a time) and its row."""
+    best, row = 0.0, 0
+    for start in range(0, matrix.shape[0], _FINITE_CHECK_ROWS):
+        block = matrix[start : start + _FINITE_CHECK_ROWS].astype(np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", block, block))
+        if norms.size and float(norms.max()) > best:
+            best, row = float(norms.max()), start + int(norms.argmax())
+    return best, row
+
+
+def _check_score_range(users: NDArray[np.float32], items: NDArray[np.float32]) -> None:
+    """ModelError where a user's inner product with an item could overflow float32."""
+    user_norm, user_row = _largest_norm(users)
+    item_norm, item_row = _largest_norm(items)
+    if user_norm * item_norm > _SCORE_LIMIT:
+        msg = (
+            f"user_factors row {user_row} and item_factors row {item_row}: their inner product may reach "
+            f"{user_norm * item_norm:.3g} (the product of their norms), beyond float32's largest value "
+            f"{float(np.finfo(np.float32).max):.3g}; scale the factors down"
+        )
+        raise ModelError(msg)
+
+
 def _popularity(value: ArrayLike, n_items: int) -> NDArray[np.float64]:
     array = np.asarray(value)
     if array.dtype.kind not in "iuf":
@@ -247,6 +274,7 @@ class _Checked:
                     f"{self.item_factors.shape[1]}: they must match"
                 )
                 raise ModelError(msg)
+            _check_score_range(self.user_factors, self.item_factors)
         self.item_popularity: NDArray[np.float64] | None = None
         if "item_popularity" in arrays:
             self.item_popularity = _popularity(arrays["item_popularity"], m)

@@ -29,6 +29,15 @@ __all__ = [
 #: or an ``(indptr, indices)`` pair in CSR layout.
 ExcludeLike = Any  # scipy.sparse CSR matrix, or tuple[ArrayLike, ArrayLike]
 
+# Beyond this many threads a search gains nothing (they would wait for tasks); larger counts are
+# taken as this one.
+_MAX_THREADS = 1 << 16
+# The largest k: the kernel's argument is a C int64, and n x k results must fit in memory anyway.
+_MAX_K = (1 << 62) - 1
+# Inner products must stay finite in float32; the check below leaves room for the rounding of a
+# dot product's partial sums (relative dim * 2^-24 at most; dim below 2^16 keeps it under 2^-8).
+_SCORE_LIMIT = float(np.finfo(np.float32).max) * (1.0 - 2.0**-8)
+
 _LEVEL_ORDER = ("scalar", "avx2", "avx2_int8", "avx2_vnni", "avx512", "avx512_vnni", "amx_int8", "neon")
 
 
@@ -81,7 +90,8 @@ def _thread_count(threads: int | None) -> int:
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         msg = f"threads must be a positive integer, got {threads!r}"
         raise ValueError(msg)
-    return int(threads)
+    # More workers than that would only wait; the kernel's argument is a C int64.
+    return int(min(threads, _MAX_THREADS))
 
 
 def default_threads() -> int:
@@ -128,6 +138,32 @@ def _first_nonfinite_row(matrix: NDArray[np.float32]) -> int | None:
         if not np.isfinite(matrix[row]).all():
             return int(row)
     return None
+
+
+def _check_score_range(queries: NDArray[np.float32], max_item_norm: float) -> None:
+    """Refuse queries whose inner products with the items could overflow float32.
+
+    By Cauchy-Schwarz every score (and every partial sum of one) is at most |q| max|v|. The
+    common case pays two reductions over the queries (|q| <= sqrt(dim) max|q_i|); only a
+    failing bound computes the rows' norms, a chunk at a time, to name the first bad row.
+    """
+    if queries.size == 0 or max_item_norm == 0.0:
+        return
+    peak = max(float(queries.max()), -float(queries.min()))
+    if peak * np.sqrt(queries.shape[1]) * max_item_norm <= _SCORE_LIMIT:
+        return
+    for start in range(0, queries.shape[0], 4096):
+        chunk = queries[start : start + 4096].astype(np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", chunk, chunk))
+        over = np.flatnonzero(norms * max_item_norm > _SCORE_LIMIT)
+        if over.size:
+            row = start + int(over[0])
+            msg = (
+                f"queries row {row}: its inner products with the items may reach "
+                f"{float(norms[over[0]]) * max_item_norm:.3g} (|q| x the largest |item|), beyond float32's "
+                f"largest value {float(np.finfo(np.float32).max):.3g}; scale the queries or the items down"
+            )
+            raise ValueError(msg)
 
 
 def _exclusions(
@@ -200,12 +236,16 @@ def _allow_mask(allow: ArrayLike | None, n_items: int) -> NDArray[np.uint8] | No
         msg = f"allow indices must lie in [0, {n_items})"
         raise ValueError(msg)
     mask = np.zeros(n_items, dtype=np.uint8)
-    mask[array] = 1
+    mask[array.astype(np.intp, copy=False)] = 1  # an empty list arrives as float64
     return mask
 
 
 class ItemIndex:
     """An item catalogue packed once for repeated exact top-k searches.
+
+    An index is thread-safe (any number of threads may search it at once) and pickles by value
+    (its float32 items; the copy is packed again where it is loaded), so it can be broadcast to
+    Spark, Ray or Dask workers.
 
     Args:
         items: (m, d) item vectors. Converted to contiguous float32 (one copy) and then
@@ -220,6 +260,11 @@ class ItemIndex:
             msg = "items must have at least one row"
             raise ValueError(msg)
         self._index = _core.ItemIndex(matrix, _thread_count(threads))
+
+    def __reduce__(self) -> tuple[type[ItemIndex], tuple[NDArray[np.float32]]]:
+        # Pickled by value (for Spark broadcasts, Ray and Dask tasks): the float32 item vectors,
+        # bit for bit; the copy is packed again where it is loaded, with that machine's threads.
+        return (ItemIndex, (self._index.items(),))
 
     @property
     def n_items(self) -> int:
@@ -259,13 +304,17 @@ class ItemIndex:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
             msg = f"k must be an integer, got {type(k).__name__}"
             raise TypeError(msg)
-        if k < 1:
-            msg = f"k must be >= 1, got {k}"
+        if k < 1 or k > _MAX_K:
+            msg = f"k must be >= 1 and below 2**62, got {k}"
             raise ValueError(msg)
+        if simd is not None and not isinstance(simd, str):
+            msg = f"simd must be a str such as 'avx2' (or None), got {type(simd).__name__}"
+            raise TypeError(msg)
         matrix = _as_matrix("queries", queries)
         if matrix.shape[1] != self.dim:
             msg = f"queries have dim {matrix.shape[1]} but the items have dim {self.dim}"
             raise ValueError(msg)
+        _check_score_range(matrix, self._index.max_norm)
         threads = _thread_count(threads)
         level = simd_level() if simd is None else simd.strip().lower()
         if level not in available_simd_levels():

@@ -132,6 +132,14 @@ BAD = [
     ("nan", _bad(item_factors=NAN_ROW), "item_factors must be finite: row 4"),
     ("overflow", _bad(user_factors=np.full((4, 3), 1e300)), "user_factors must be finite: row 0"),
     (
+        "scores beyond float32",
+        _bad(
+            user_factors=np.array([[1, 0, 0], [0, 0, 0], [0, 0, 3e19], [0, 0, 0]], dtype=np.float32),
+            item_factors=FACTORS * np.float32(1e19),
+        ),
+        "user_factors row 2 and item_factors row 0: their inner product may reach 5.2e+38",
+    ),
+    (
         "dim mismatch",
         _bad(user_factors=np.ones((4, 2), dtype=np.float32)),
         "user_factors has dim 2 but item_factors has dim 3",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -28,6 +30,8 @@ def data(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         ({"k": True}, TypeError, "k must be an integer"),
         ({"threads": 0}, ValueError, "threads"),
         ({"simd": "sse9"}, ValueError, "simd="),
+        ({"simd": 3}, TypeError, "simd must be a str"),
+        ({"k": 2**63}, ValueError, "k must be >= 1 and below 2**62"),
         (
             {"allow": np.ones(19, dtype=bool)},
             ValueError,
@@ -211,6 +215,57 @@ def test_finite_check_names_the_first_bad_row_and_accepts_overflowing_sums() -> 
         recbatch.ItemIndex(items)
     big = np.full((4, 3), 3e38, dtype=np.float32)  # finite values whose row sum overflows
     assert recbatch.ItemIndex(big).n_items == 4
+
+
+def test_scores_that_could_overflow_float32_are_refused_naming_the_row(rng: np.random.Generator) -> None:
+    # Finite inputs whose inner products pass float32's largest value would score inf, or NaN
+    # (inf - inf), and lose items: |q| x max |item| is checked first, and the first row that
+    # could overflow is named. Rows up to the limit search normally.
+    items = rng.standard_normal((300, 4)).astype(np.float32)
+    items[17] *= np.float32(1e19)
+    big = np.float32(3.4e38) / np.float32(np.linalg.norm(items[17].astype(np.float64)))
+    queries = rng.standard_normal((9, 4)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    queries[5] *= big * np.float32(1.01)
+    with pytest.raises(ValueError, match=r"queries row 5: its inner products with the items may reach 3\.4"):
+        recbatch.top_k(queries, items, 3)
+    queries[5] *= np.float32(0.9 / 1.01)  # 90% of the limit: searched, finite and exact
+    result = recbatch.top_k(queries, items, 300, logsumexp=True)
+    assert np.isfinite(result.scores).all() and np.isfinite(result.logsumexp).all()  # type: ignore[arg-type]
+    check_top_k(result, reference(queries, items, eligibility(9, 300, None, None)), 300)
+
+
+def test_empty_allow_list_allows_nothing(data: tuple[np.ndarray, np.ndarray]) -> None:
+    queries, items = data
+    result = recbatch.top_k(queries, items, 3, allow=[], logsumexp=True)
+    assert (result.indices == -1).all() and np.isneginf(result.scores).all()
+    assert np.isneginf(result.logsumexp).all()  # type: ignore[arg-type]
+
+
+def test_more_threads_than_useful_are_accepted(data: tuple[np.ndarray, np.ndarray]) -> None:
+    queries, items = data
+    want = recbatch.top_k(queries, items, 4, threads=1)
+    many = recbatch.top_k(queries, items, 4, threads=2**63)
+    np.testing.assert_array_equal(many.indices, want.indices)
+
+
+def test_an_index_pickles_by_value(rng: np.random.Generator) -> None:
+    # As Spark broadcasts and Ray or Dask tasks ship it: the copy holds the same float32 items,
+    # bit for bit (signed zeros and subnormals too), and answers every search the same way.
+    items = rng.standard_normal((1000, 19)).astype(np.float32)
+    items[3, :4] = [-0.0, 1e-45, -1e-40, 1e20]
+    index = recbatch.ItemIndex(items, threads=2)
+    queries = rng.standard_normal((40, 19)).astype(np.float32)
+    for copied in (pickle.loads(pickle.dumps(index)), copy.deepcopy(index)):
+        assert (copied.n_items, copied.dim) == (1000, 19)
+        unpacked = copied._index.items()
+        assert unpacked.tobytes() == items.tobytes()
+        for kwargs in ({"k": 7}, {"k": 50, "logsumexp": True, "allow": np.arange(0, 1000, 3)}):
+            a, b = index.search(queries, **kwargs), copied.search(queries, **kwargs)  # type: ignore[arg-type]
+            np.testing.assert_array_equal(a.indices, b.indices)
+            np.testing.assert_array_equal(a.scores, b.scores)
+            if a.logsumexp is not None:
+                np.testing.assert_array_equal(a.logsumexp, b.logsumexp)  # type: ignore[arg-type]
 
 
 def test_extension_checks_exclusions_itself(rng: np.random.Generator) -> None:

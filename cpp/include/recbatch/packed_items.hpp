@@ -39,6 +39,9 @@ public:
     std::size_t position_of(std::int64_t item) const { return position_of_[static_cast<std::size_t>(item)]; }
     // An upper bound (rounded up) on the norm of every item in block b; non-increasing in b.
     double block_norm_bound(std::size_t block) const { return block_norm_bound_[block]; }
+    // Writes the catalogue back in the caller's order: n_items() x dim() floats, the values
+    // it was built from, bit for bit (what a copy of the index is rebuilt from).
+    void unpack(float* out) const;
 
     // The int8 copy read by the screening pass (kernels/score_tile.hpp, ScreenJob). Block b
     // shares one scale s_b = (max |v_i| over its 32 items) / 127 in float32, and each item
