@@ -164,6 +164,15 @@ struct Scratch {
     std::vector<float> item_score;
 };
 
+// A row's log-sum-exp from its running maximum and the sum around it (-inf where nothing was
+// eligible), never below its best score: that item's own term is e^0 of the sum, but the
+// vectorised exponential's last-bit errors could leave the result a few 1e-8 short, and the
+// best item's softmax share (exp(best - logsumexp)) above 1.
+double logsumexp_of(float max, double sum, float best) {
+    if (!(sum > 0.0)) return -INFINITY;
+    return std::max(static_cast<double>(max) + std::log(sum), static_cast<double>(best));
+}
+
 }  // namespace
 
 std::size_t default_thread_count() {
@@ -576,9 +585,8 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                 range_lse_max[range * n + first + r] = s.lse_max[r];
                 range_lse_sum[range * n + first + r] = s.lse_sum[r];
             } else {
-                output.logsumexp[first + r] = s.lse_sum[r] > 0.0
-                                                  ? static_cast<double>(s.lse_max[r]) + std::log(s.lse_sum[r])
-                                                  : -INFINITY;
+                output.logsumexp[first + r] =
+                    logsumexp_of(s.lse_max[r], s.lse_sum[r], output.scores[(first + r) * k]);
             }
         }
     });
@@ -612,7 +620,7 @@ bool search(const PackedItems& items, const SearchInput& input, const SearchOpti
                 if (range_lse_sum[range * n + row] > 0.0)
                     sum += range_lse_sum[range * n + row] *
                            std::exp(static_cast<double>(range_lse_max[range * n + row]) - static_cast<double>(top));
-            output.logsumexp[row] = sum > 0.0 ? static_cast<double>(top) + std::log(sum) : -INFINITY;
+            output.logsumexp[row] = logsumexp_of(top, sum, output.scores[row * k]);
         }
     });
     return true;

@@ -91,6 +91,26 @@ def test_num_results_beyond_catalogue(tmp_path: Path) -> None:
     assert abs(sum(line["output"]["scores"]) - 1.0) < 1e-6
 
 
+@pytest.mark.parametrize("n_items", [1, 300])
+def test_a_certain_item_scores_one_not_more(
+    tmp_path: Path, n_items: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A one-item catalogue, or one item 40 above the rest: its share of the softmax is 1 to
+    # float precision and is written 1.0, at every SIMD level (the vectorised log-sum-exp's last
+    # bits once put it at 1.0000001).
+    arrays = model_arrays(n_users=50, n_items=n_items, dim=8, seed=5)
+    arrays["item_factors"][n_items // 2] = [40.0] + [0.0] * 7
+    arrays["user_factors"][:, 0] = 1.0
+    model = _model(tmp_path, arrays)
+    best = str(arrays["item_ids"][n_items // 2])
+    for level in recbatch.available_simd_levels():
+        monkeypatch.setenv("RECBATCH_SIMD", level)
+        scorer = Scorer(model, Family.USER_PERSONALIZATION, 2)
+        for line in _run(scorer, [{"userId": str(u)} for u in arrays["user_ids"]]):
+            assert line["output"]["recommendedItems"][0] == best
+            assert line["output"]["scores"][0] == 1.0
+
+
 def test_related_items(tmp_path: Path, arrays: dict[str, NDArray[Any]]) -> None:
     scorer = Scorer(_model(tmp_path, arrays), Family.RELATED_ITEMS, 20)
     items = [f"i{i}" for i in range(0, 400, 7)]

@@ -264,6 +264,22 @@ def test_logsumexp_of_scores_far_from_zero(level: str, offset: float, rng: np.ra
     np.testing.assert_allclose(result.logsumexp - top, expected - top, rtol=0, atol=2e-5)
 
 
+@pytest.mark.parametrize(("n", "m"), [(40, 1), (3, 40_000), (30, 3000)])
+def test_logsumexp_is_never_below_the_best_score(
+    level: str, n: int, m: int, rng: np.random.Generator
+) -> None:
+    # The best item's own term of the sum is e^0: log-sum-exp >= best score, exactly equal for
+    # one item. (The vectorised exponential's last bits once left it ~1e-7 below, and the best
+    # item's softmax share above 1.) A few queries over many items take catalogue ranges.
+    queries, items = gaussian(rng, n, 8), gaussian(rng, m, 8)
+    result = recbatch.top_k(queries, items, 5, simd=level, threads=2, logsumexp=True)
+    assert result.logsumexp is not None
+    best = result.scores[:, 0].astype(np.float64)
+    assert (result.logsumexp >= best).all()
+    if m == 1:
+        np.testing.assert_array_equal(result.logsumexp, best)
+
+
 def test_simd_levels_agree_with_scalar(rng: np.random.Generator) -> None:
     queries, items = gaussian(rng, 64, 65), gaussian(rng, 3000, 65)
     index = recbatch.ItemIndex(items)
