@@ -129,14 +129,24 @@ def test_coherent_quantisation_residuals(rng: np.random.Generator) -> None:
         same_as_plain(queries, items, k, threads=2)
 
 
-@pytest.mark.parametrize("scale", [1e-30, 1e-12, 1e12, 1e17, 1e18, 1e19])
-def test_huge_and_tiny_norms(scale: float, rng: np.random.Generator) -> None:
-    # Up to scores near float32's range (1e19 * 1e19 * 32 terms overflows: those rows must
-    # fall back to exact scoring); down to products in the subnormal range.
-    queries = gaussian(rng, 20, 32) * np.float32(scale)
+@pytest.mark.parametrize("scale", [1e-30, 1e-12, 1e12, 1e17, "edge", 1e19])
+def test_huge_and_tiny_norms(scale: float | str, rng: np.random.Generator) -> None:
+    # Down to products in the subnormal range; up to scores whose bound |q| max|v| is half of
+    # float32's largest value ("edge"), where the screen's own arithmetic must not overflow.
+    # Beyond (1e19 * 1e19 * 32 terms), the search refuses the queries, naming the first row.
+    queries = gaussian(rng, 20, 32)
     items = gaussian(rng, 3000, 32) * rng.lognormal(0, 1.5, size=(3000, 1)).astype(np.float32)
+    if scale == "edge":
+        bound = np.linalg.norm(queries, axis=1).max() * np.linalg.norm(items.astype(np.float64), axis=1).max()
+        scale = float(np.sqrt(0.5 * float(np.finfo(np.float32).max) / bound))
+    assert isinstance(scale, float)
+    queries = (queries * np.float32(scale)).astype(np.float32)
     items = (items * np.float32(scale)).astype(np.float32)
-    same_as_plain(queries.astype(np.float32), items, 10, threads=2)
+    if scale > 1e18:
+        with pytest.raises(ValueError, match="queries row 0: its inner products with the items may reach"):
+            recbatch.top_k(queries, items, 10)
+        return
+    same_as_plain(queries, items, 10, threads=2)
 
 
 def test_zero_vectors(rng: np.random.Generator) -> None:
