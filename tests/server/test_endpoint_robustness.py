@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -178,3 +180,51 @@ def test_no_traceback_or_internal_detail_leaks(server: ServerProcess) -> None:
     status, _, body = raw_call(server.url, b"\xff\xfe", target="AmazonPersonalize.ListBatchInferenceJobs")
     assert (status, body["__type"]) == (400, "SerializationException")
     assert "Traceback" not in server.output
+
+
+def test_connections_that_do_not_send_a_whole_request_are_closed(tmp_path: Path) -> None:
+    # Held for ever, 256 of them would take every connection slot (uvicorn has no deadline for a
+    # new or stalled connection): a bare connect, headers cut half-way, a body cut half-way, and
+    # a keep-alive connection that starts a second request and stalls. All closed by the server
+    # after --request-timeout; a slow but whole request within it is answered.
+    server = ServerProcess(tmp_path / "home", "--request-timeout", "1.5")
+    try:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        head = f"POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-amz-json-1.1\r\n"
+        target = "X-Amz-Target: AmazonPersonalize.ListBatchInferenceJobs\r\n"
+        stalled = {
+            "bare connect": b"",
+            "half the headers": head.encode(),
+            "half the body": (head + target + "Content-Length: 40\r\n\r\n{").encode(),
+        }
+        sockets = {}
+        for name, data in stalled.items():
+            sockets[name] = socket.create_connection((host, int(port)))
+            sockets[name].sendall(data)
+        kept = socket.create_connection((host, int(port)))
+        kept.sendall((head + target + "Content-Length: 2\r\n\r\n{}").encode())
+        kept.settimeout(10)
+        assert kept.recv(65536).startswith(b"HTTP/1.1 ")  # unsigned, refused: a whole response
+        kept.sendall(head.encode())  # a second request, stalled
+        sockets["a second request, stalled"] = kept
+        slow = socket.create_connection((host, int(port)))
+        for piece in (head, target, "Content-Length: 2\r\n\r\n", "{}"):
+            slow.sendall(piece.encode())
+            time.sleep(0.3)
+        slow.settimeout(10)
+        assert slow.recv(65536).startswith(b"HTTP/1.1 ")
+        started = time.monotonic()
+        for name, sock in sockets.items():
+            sock.settimeout(10)
+            try:
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+            except ConnectionResetError:
+                pass
+            assert time.monotonic() - started < 8, f"{name}: not closed"
+            sock.close()
+        slow.close()
+        assert server.terminate() == 0
+    finally:
+        server.kill()

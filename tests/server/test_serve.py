@@ -152,3 +152,10 @@ def test_sigint_stops_cleanly_and_region_comes_from_the_option(tmp_path: Path) -
         assert server.output.rstrip().endswith("recbatch serve: stopped")
     finally:
         server.kill()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_request_timeout_must_be_positive(tmp_path: Path, value: str) -> None:
+    result = _serve(tmp_path / "home", "--port", "0", "--request-timeout", value, env=clean_env())
+    assert result.returncode == 2
+    assert "--request-timeout must be a positive number of seconds" in result.stderr

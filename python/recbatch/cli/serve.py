@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from recbatch.cli.common import CliError, add_global_options
-from recbatch.server.app import DEFAULT_MAX_BODY_BYTES
+from recbatch.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT
 
 
 def add_command(commands: Any) -> None:
@@ -53,6 +53,14 @@ def add_command(commands: Any) -> None:
         help="pending plus running jobs beyond which a create is LimitExceededException (default 1000)",
     )
     parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        metavar="SECONDS",
+        help="a connection that has not sent a whole request within this time of opening (or of its previous "
+        f"response) is closed, so idle or stalled clients cannot hold the connection slots (default {DEFAULT_REQUEST_TIMEOUT:g})",
+    )
+    parser.add_argument(
         "--threads", type=int, help="scoring threads per job (default: the CPUs this process may use)"
     )
     parser.add_argument(
@@ -85,6 +93,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         request_threads=args.request_threads,
         workers=args.workers,
         max_queued_jobs=args.max_queued_jobs,
+        request_timeout=args.request_timeout,
         threads=args.threads,
         log_level=args.log_level,
     )

@@ -27,6 +27,9 @@ log = logging.getLogger("recbatch.server")
 #: The default limit on a request body. The largest valid request (a create with 200 tags, a full config and
 #: maximal ARNs and paths) is well under 100 KiB; AWS's own JSON services refuse bodies of some MiB.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+#: Seconds a connection gets to send a whole request (from its opening, or from its previous response);
+#: ``recbatch serve`` closes it then (server/read_deadline.py).
+DEFAULT_REQUEST_TIMEOUT = 20.0
 #: A body over the limit is still read (and thrown away) up to this size, so that the client reads our 413
 #: rather than a reset connection; past it the connection is closed.
 _DRAIN_BYTES = 64 * 1024 * 1024

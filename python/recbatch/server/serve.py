@@ -26,9 +26,10 @@ from typing import Any
 
 import uvicorn
 
-from recbatch.server.app import DEFAULT_MAX_BODY_BYTES, AsgiApp, Service
+from recbatch.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT, AsgiApp, Service
 from recbatch.server.credentials import credentials_file_is_private, load_credentials
 from recbatch.server.protocol import SIGNING_NAME
+from recbatch.server.read_deadline import protocol_with_read_deadline
 from recbatch.server.sigv4 import SigV4Verifier
 
 log = logging.getLogger("recbatch.server")
@@ -63,6 +64,7 @@ class ServeOptions:
     workers: int = 1
     threads: int | None = None
     max_queued_jobs: int = 1000
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     log_level: str = "info"
 
 
@@ -161,6 +163,8 @@ def run_server(options: ServeOptions) -> int:
     ):
         if value < least:
             raise ServeError(f"{name} must be at least {least}", 2)
+    if not options.request_timeout > 0:
+        raise ServeError("--request-timeout must be a positive number of seconds", 2)
 
     sock = bind(options.host, options.port)
     try:
@@ -181,7 +185,7 @@ def run_server(options: ServeOptions) -> int:
     executor = ThreadPoolExecutor(max_workers=options.request_threads, thread_name_prefix="recbatch-request")
     config = uvicorn.Config(
         AsgiApp(service, executor, max_body_bytes=options.max_body_bytes),
-        http="h11",
+        http=protocol_with_read_deadline(options.request_timeout),
         loop="asyncio",
         ws="none",
         lifespan="off",
