@@ -199,6 +199,27 @@ def test_cli_input_json_and_pagination(home: Path, imported: str, input_path: st
 
     skeleton = _ok(run_cli("create-batch-inference-job", "--generate-cli-skeleton"))
     assert set(request) <= set(skeleton)
+    assert set(_ok(run_cli("create-batch-inference-job", "--generate-cli-skeleton", "input"))) == set(
+        skeleton
+    )
+
+
+def test_profile_sets_the_local_homes_region_as_aws_profile_does(tmp_path: Path, model_path: str) -> None:
+    config = tmp_path / "aws-config"
+    config.write_text("[profile eu]\nregion = eu-west-1\n")
+    env = clean_env(AWS_CONFIG_FILE=str(config))
+    command = ("import-solution-version", "--solution-name", "p", "--recipe-arn", USER_RECIPE)
+    for how, extra_env in ((("--profile", "eu"), {}), ((), {"AWS_PROFILE": "eu"})):
+        home = tmp_path / f"home{len(how)}"
+        out = _ok(
+            run_cli("--home", str(home), *how, *command, "--model-path", model_path, env={**env, **extra_env})
+        )
+        assert out["solutionVersionArn"].startswith("arn:aws:personalize:eu-west-1:")
+    _one_line_error(
+        run_cli("--home", str(tmp_path / "h"), "--profile", "nowhere", "list-solution-versions", env=env),
+        1,
+        "nowhere",
+    )
 
 
 def test_a_failed_job_with_wait_exits_1_with_the_reason(home: Path, imported: str, tmp_path: Path) -> None:
@@ -250,8 +271,9 @@ def test_errors_are_one_line_with_exit_codes(home: Path, imported: str) -> None:
             "valid keys are: path, kmsKeyArn",
         ),
         (("create-batch-inference-job", "--num-results", "ten"), "--num-results: expected a number"),
-        (("create-batch-inference-job", "--cli-input-json", "file:///nonexistent.json"), "cannot read"),
         (("list-batch-inference-jobs", "--page-size", "0"), "--page-size must be between 1 and 100"),
+        (("describe-batch-inference-job",), "required: --batch-inference-job-arn"),
+        (("serve", "--port", "99999"), "--port must be between 0 and 65535"),
         (("no-such-command",), "invalid choice"),
     ]
     for args, fragment in usage:
@@ -259,6 +281,15 @@ def test_errors_are_one_line_with_exit_codes(home: Path, imported: str) -> None:
         assert result.returncode == 2, (args, result.stderr)
         assert fragment in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+        # A command's usage errors show that command's usage.
+        if args[0] != "no-such-command":
+            assert result.stderr.startswith(f"usage: recbatch {args[0]} "), result.stderr
+    # A file:// value that cannot be read is an I/O error (1), naming the option.
+    for args in (
+        ("create-batch-inference-job", "--cli-input-json", "file:///nonexistent.json"),
+        ("create-batch-inference-job", "--job-input", "file:///nonexistent.json"),
+    ):
+        _one_line_error(run_cli("--home", str(home), *args), 1, f"{args[1]}: cannot read /nonexistent.json")
     _one_line_error(
         run_cli(
             "--home",

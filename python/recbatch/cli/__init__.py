@@ -56,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     try:
-        code: int = args.handler(args, parser)
+        # Usage errors found by a command show that command's usage, not the top level's.
+        code: int = args.handler(args, args.command_parser)
         return code
     except KeyboardInterrupt:
         print("recbatch: interrupted", file=sys.stderr)

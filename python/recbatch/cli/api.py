@@ -22,7 +22,7 @@ from botocore.utils import ArgumentGenerator
 
 from recbatch.cli import wait
 from recbatch.cli.common import CliError, add_global_options, close_client, make_client, print_json
-from recbatch.cli.shorthand import ShorthandError, parse_option, read_value
+from recbatch.cli.shorthand import ShorthandError, UnreadableFileError, parse_option, read_value
 from recbatch.server.protocol import operation_model
 
 #: The operations of the command line, in help order.
@@ -96,8 +96,11 @@ def add_commands(commands: Any) -> None:
         )
         parser.add_argument(
             "--generate-cli-skeleton",
-            action="store_true",
-            help="print a JSON skeleton of the request and exit",
+            nargs="?",
+            const="input",
+            choices=["input"],
+            help="print a JSON skeleton of the request and exit ('input', the default; the AWS CLI's 'output' "
+            "skeleton is not offered)",
         )
         if _list_members(op):
             paging = parser.add_argument_group("pagination (all pages by default)")
@@ -114,7 +117,7 @@ def add_commands(commands: Any) -> None:
                 help="run (local home) or follow (endpoint) the job until it ends, with a progress bar on stderr; "
                 "exits 1 with the failureReason if it fails",
             )
-        parser.set_defaults(handler=_run, operation=name)
+        parser.set_defaults(handler=_run, operation=name, command_parser=parser)
 
 
 def _request(args: argparse.Namespace, parser: argparse.ArgumentParser, op: OperationModel) -> dict[str, Any]:
@@ -124,6 +127,8 @@ def _request(args: argparse.Namespace, parser: argparse.ArgumentParser, op: Oper
     if args.cli_input_json:
         try:
             loaded = json.loads(read_value(args.cli_input_json))
+        except UnreadableFileError as e:
+            raise CliError(f"--cli-input-json: {e}", 1) from None
         except (ShorthandError, json.JSONDecodeError) as e:
             parser.error(f"--cli-input-json: {e}")
         if not isinstance(loaded, dict):
@@ -142,6 +147,8 @@ def _request(args: argparse.Namespace, parser: argparse.ArgumentParser, op: Oper
             params[member] = parse_option(
                 _option(member), member_shape, raw if isinstance(raw, list) else [raw]
             )
+        except UnreadableFileError as e:
+            raise CliError(str(e), 1) from None
         except ShorthandError as e:
             parser.error(str(e))
     missing = [_option(m) for m in shape.required_members if m not in params]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping
 from datetime import datetime
@@ -46,7 +47,10 @@ def add_global_options(parser: argparse.ArgumentParser, *, top_level: bool = Fal
         help="the region of ARNs (local) or to sign requests for (endpoint); default: the usual AWS settings",
     )
     group.add_argument(
-        "--profile", default=default(None), help="the AWS profile whose credentials sign requests"
+        "--profile",
+        default=default(None),
+        help="the AWS profile to use, as AWS_PROFILE: its credentials sign requests (endpoint) or reach S3 "
+        "(local), and its region is the default one",
     )
     group.add_argument(
         "--output",
@@ -71,6 +75,10 @@ def make_client(args: argparse.Namespace) -> Any:
         return boto3_client(args.endpoint_url, profile_name=args.profile, region_name=args.region)
     from recbatch.jobs.client import client
 
+    if args.profile:
+        # As the AWS CLI: the profile serves the whole command (the home's default region, and the
+        # credentials a job run by --wait reads and writes S3 with).
+        os.environ["AWS_PROFILE"] = args.profile
     return client(args.home, region=args.region, start_worker=False)
 
 

@@ -44,7 +44,7 @@ def add_command(commands: Any) -> None:
     parser.add_argument("--records", type=int, default=200, help="input records (default 200)")
     parser.add_argument("--num-results", type=int, default=10, help="recommendations per user (default 10)")
     parser.add_argument("--show", type=int, default=3, help="output lines to print (default 3)")
-    parser.set_defaults(handler=_run)
+    parser.set_defaults(handler=_run, command_parser=parser)
 
 
 def _write_input(path: Path, n_users: int, n_records: int) -> None:

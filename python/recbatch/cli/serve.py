@@ -66,7 +66,7 @@ def add_command(commands: Any) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="server log level"
     )
-    parser.set_defaults(handler=_run)
+    parser.set_defaults(handler=_run, command_parser=parser)
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

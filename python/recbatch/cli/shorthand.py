@@ -24,6 +24,10 @@ class ShorthandError(ValueError):
     """An option value that cannot be read; the message names the option and the problem."""
 
 
+class UnreadableFileError(OSError):
+    """The file that an option's ``file://PATH`` names cannot be read (an I/O error, not a usage one)."""
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
@@ -123,7 +127,7 @@ def read_value(text: str) -> str:
         try:
             return path.read_text(encoding="utf-8")
         except OSError as e:
-            raise ShorthandError(f"cannot read {path}: {e.strerror or e}") from None
+            raise UnreadableFileError(f"cannot read {path}: {e.strerror or e}") from None
     return text
 
 
@@ -161,7 +165,17 @@ def _coerce(shape: Shape, value: Any, where: str) -> Any:
 
 
 def parse_option(option: str, shape: Shape, values: list[str]) -> Any:
-    """The value of ``--option`` for a member of type ``shape``; ``values`` are its command-line words."""
+    """The value of ``--option`` for a member of type ``shape``; ``values`` are its command-line words.
+
+    Raises ShorthandError (a usage error) or UnreadableFileError, both naming the option.
+    """
+    try:
+        return _parse_option(option, shape, values)
+    except UnreadableFileError as e:
+        raise UnreadableFileError(f"{option}: {e}") from None
+
+
+def _parse_option(option: str, shape: Shape, values: list[str]) -> Any:
     if isinstance(shape, ListShape):
         if len(values) == 1:
             text = read_value(values[0]).strip()
