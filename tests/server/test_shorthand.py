@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from recbatch.cli.shorthand import ShorthandError, parse_option, parse_shorthand
+from recbatch.cli.shorthand import ShorthandError, UnreadableFileError, parse_option, parse_shorthand
 from recbatch.server.protocol import operation_model
 
 
@@ -88,7 +88,6 @@ def test_values_are_typed_by_the_model() -> None:
         ("jobInput", ["s3DataSource={pth=x}"], "unknown key 'pth'; valid keys are: path, kmsKeyArn"),
         ("jobInput", ["bucket=x"], "unknown key 'bucket'; valid keys are: s3DataSource"),
         ("jobInput", ['{"s3DataSource": '], "invalid JSON"),
-        ("jobInput", ["file:///nonexistent/recbatch.json"], "cannot read"),
         ("tags", ["tagKey=a,tagValue"], "expected '='"),
     ],
 )
@@ -97,3 +96,9 @@ def test_bad_values_name_the_option(option: str, values: list[str], fragment: st
     with pytest.raises(ShorthandError) as caught:
         parse_option(flag, member(option), values)
     assert fragment in str(caught.value)
+
+
+def test_an_unreadable_file_is_an_io_error_naming_the_option() -> None:
+    with pytest.raises(UnreadableFileError) as caught:
+        parse_option("--job-input", member("jobInput"), ["file:///nonexistent/recbatch.json"])
+    assert str(caught.value).startswith("--job-input: cannot read /nonexistent/recbatch.json")
