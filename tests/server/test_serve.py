@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,24 @@ def test_request_timeout_must_be_positive(tmp_path: Path, value: str) -> None:
     result = _serve(tmp_path / "home", "--port", "0", "--request-timeout", value, env=clean_env())
     assert result.returncode == 2
     assert "--request-timeout must be a positive number of seconds" in result.stderr
+
+
+def test_sigterm_does_not_wait_for_a_request_still_being_sent(tmp_path: Path) -> None:
+    # A client stalled half-way through its body has not started anything: the server closes it
+    # at once instead of waiting out the graceful period (10 s) and cancelling it with a traceback.
+    server = ServerProcess(tmp_path / "home")
+    try:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        stalled = socket.create_connection((host, int(port)))
+        stalled.sendall(
+            f"POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\n"
+            "X-Amz-Target: AmazonPersonalize.ListBatchInferenceJobs\r\n\r\n{".encode()
+        )
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert server.terminate() == 0
+        assert time.monotonic() - started < 5
+        assert "Traceback" not in server.output and "CancelledError" not in server.output
+        stalled.close()
+    finally:
+        server.kill()

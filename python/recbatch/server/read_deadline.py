@@ -4,7 +4,8 @@ uvicorn closes a keep-alive connection that stays idle after a response, but a n
 sends nothing, or a request whose headers or body stop half-way, is held for ever; 256 of them (the
 server's connection limit) would lock every client out. Here such a connection is closed once it has
 not delivered a whole request within the deadline. A request that has arrived whole is never cut:
-the deadline covers reading, not the work of the operation.
+the deadline covers reading, not the work of the operation. At shutdown, connections still reading a
+request are closed at once.
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ class _ReadDeadlineProtocol(H11Protocol):
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm_deadline()  # for the next request on this connection
+
+    def shutdown(self) -> None:
+        # A request still being read has not started: close it now rather than wait for the
+        # rest (uvicorn would give it the whole graceful period, then cancel it with a traceback).
+        if not self.transport.is_closing() and self.conn.their_state in _READING:
+            self.transport.close()
+            return
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._deadline is not None:
