@@ -19,7 +19,6 @@ import time
 import numpy as np
 
 import recbatch
-from recbatch import _core
 
 # Each screening level and the float level whose kernel rescores its candidates.
 FLOAT_LEVEL = {"avx2_int8": "avx2", "avx2_vnni": "avx2", "avx512_vnni": "avx512", "amx_int8": "avx512"}
@@ -66,11 +65,10 @@ def main() -> None:
         stats: dict[str, dict[str, int]] = {}
         for _ in range(args.repeat):
             for level, samples in times.items():
-                _core.screen_stats(reset=True)
+                stats[level] = {}
                 start = time.process_time()
-                results[level] = index.search(queries, k, simd=level, threads=1)
+                results[level] = index.search(queries, k, simd=level, threads=1, stats=stats[level])
                 samples.append(time.process_time() - start)
-                stats[level] = _core.screen_stats(reset=True)
         gflop = 2 * n * m * d / 1e9
         plain_times = ", ".join(
             f"{level} {min(times[level]):.3f}s ({gflop / min(times[level]):.0f})" for level in floats

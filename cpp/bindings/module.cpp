@@ -38,9 +38,6 @@ using FloatArray = py::array_t<float, py::array::c_style>;
 using Int64Array = py::array_t<std::int64_t, py::array::c_style>;
 using ByteArray = py::array_t<std::uint8_t, py::array::c_style>;
 
-// Screening counters of every search in this process (diagnostics for benchmarks).
-recbatch::ScreenStats screen_stats;
-
 // Takes the message as a C string: a std::string parameter would build (and, past 15
 // characters, allocate) the message on every call, and some checks run once per element.
 void require(bool ok, const char* message) {
@@ -104,7 +101,8 @@ public:
 
     py::tuple search(const FloatArray& queries, std::int64_t k, const std::optional<py::array>& indptr,
                      const std::optional<py::array>& indices, const std::optional<ByteArray>& allow,
-                     std::int64_t threads, bool logsumexp, const std::string& simd) const {
+                     std::int64_t threads, bool logsumexp, const std::string& simd,
+                     const std::optional<py::dict>& stats) const {
         require(queries.ndim() == 2, "queries must be a 2-D array");
         require(static_cast<std::size_t>(queries.shape(1)) == dim(), "queries and items differ in dim");
         require(k >= 1, "k must be >= 1");
@@ -133,7 +131,8 @@ public:
         options.k = static_cast<std::size_t>(k);
         options.threads = static_cast<std::size_t>(threads);
         options.logsumexp = logsumexp;
-        options.stats = &screen_stats;
+        recbatch::ScreenStats counters;  // this call's own: the module keeps no state between calls
+        if (stats) options.stats = &counters;
         try {
             options.level = recbatch::parse_simd_level(simd);
         } catch (const std::invalid_argument& e) {
@@ -154,6 +153,17 @@ public:
             out_lse = lse;
         }
         run_interruptibly(input, options, output);
+        if (stats) {
+            py::dict d = *stats;
+            const auto add = [&d](const char* key, const std::atomic<std::uint64_t>& value) {
+                d[key] = (d.contains(key) ? d[key].cast<std::uint64_t>() : 0) + value.load();
+            };
+            add("screened_queries", counters.screened_queries);
+            add("candidates", counters.candidates);
+            add("rescored_blocks", counters.rescored_blocks);
+            add("rescored_items", counters.rescored_items);
+            add("paused_tiles", counters.paused_tiles);
+        }
         return py::make_tuple(out_indices, out_scores, out_lse);
     }
 
@@ -506,20 +516,6 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.def("detected_simd_level", [] { return std::string(recbatch::simd_level_name(recbatch::detected_simd_level())); });
     m.def("available_simd_levels", [] { return level_names(recbatch::available_simd_levels()); });
     m.def("default_thread_count", &recbatch::default_thread_count);
-    m.def(
-        "screen_stats",
-        [](bool reset) {
-            auto take = [reset](std::atomic<std::uint64_t>& c) { return reset ? c.exchange(0) : c.load(); };
-            py::dict d;
-            d["screened_queries"] = take(screen_stats.screened_queries);
-            d["candidates"] = take(screen_stats.candidates);
-            d["rescored_blocks"] = take(screen_stats.rescored_blocks);
-            d["rescored_items"] = take(screen_stats.rescored_items);
-            d["paused_tiles"] = take(screen_stats.paused_tiles);
-            return d;
-        },
-        py::arg("reset") = false,
-        "Counters of the int8 screening pass (levels avx2_int8, avx512_vnni, amx_int8) summed over this process's searches.");
     m.def("rank_ranking_lines", &rank_ranking_lines, py::arg("users"), py::arg("items"), py::arg("user_factors"),
           py::arg("item_factors"), py::arg("popularity").none(true), py::arg("buffer"),
           py::arg("line_ends"),
@@ -533,7 +529,8 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         .def_property_readonly("max_norm", &ItemIndex::max_norm)
         .def("items", &ItemIndex::items)
         .def("search", &ItemIndex::search, py::arg("queries"), py::arg("k"), py::arg("exclude_indptr"),
-             py::arg("exclude_indices"), py::arg("allow"), py::arg("threads"), py::arg("logsumexp"), py::arg("simd"));
+             py::arg("exclude_indices"), py::arg("allow"), py::arg("threads"), py::arg("logsumexp"), py::arg("simd"),
+             py::arg("stats") = py::none());
     // Lookups hold the GIL: they read Python strings, and a batch of them takes microseconds.
     m.def("first_invalid_id", &first_invalid_id, py::arg("values"), py::arg("max_length"));
     m.def("scan_id_lines", &scan_id_lines, py::arg("buffer"), py::arg("line_ends"), py::arg("id_field"),

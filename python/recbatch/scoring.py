@@ -286,6 +286,7 @@ class ItemIndex:
         threads: int | None = None,
         logsumexp: bool = False,
         simd: str | None = None,
+        stats: dict[str, int] | None = None,
     ) -> TopKResult:
         """The k items with the largest inner product for every query.
 
@@ -297,6 +298,9 @@ class ItemIndex:
             threads: worker threads; default: the CPUs this process may run on.
             logsumexp: also return log(sum(exp(scores))) over every eligible item.
             simd: force a SIMD path (``"scalar"``, ``"avx2"``, ...) no wider than the CPU's.
+            stats: a dict to which this search adds the int8 screening pass's counters
+                (``screened_queries``, ``candidates``, ``rescored_blocks``, ``rescored_items``,
+                ``paused_tiles``; zeros on paths without screening): how much it pruned.
 
         Returns:
             A :class:`TopKResult`; rows sorted by score, ties broken by lower item index.
@@ -323,7 +327,7 @@ class ItemIndex:
         indptr, indices = _exclusions(exclude, matrix.shape[0], self.n_items)
         mask = _allow_mask(allow, self.n_items)
         top_indices, top_scores, lse = self._index.search(
-            matrix, int(k), indptr, indices, mask, int(threads), bool(logsumexp), level
+            matrix, int(k), indptr, indices, mask, int(threads), bool(logsumexp), level, stats
         )
         return TopKResult(indices=top_indices, scores=top_scores, logsumexp=lse)
 

@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import recbatch
-from recbatch import _core
 from tests.scoring.reference import check_top_k, eligibility, exact_top_k, reference
 
 # Each screening level and the float level whose kernel rescores its candidates.
@@ -35,9 +34,8 @@ def same_as_plain(
     screened = None
     for level in SCREEN_LEVELS:
         plain = index.search(queries, k, simd=FLOAT_LEVEL[level], **options)  # type: ignore[arg-type]
-        _core.screen_stats(reset=True)
-        screened = index.search(queries, k, simd=level, **options)  # type: ignore[arg-type]
-        stats = _core.screen_stats(reset=True)
+        stats: dict[str, int] = {}
+        screened = index.search(queries, k, simd=level, stats=stats, **options)  # type: ignore[arg-type]
         np.testing.assert_array_equal(screened.indices, plain.indices, err_msg=level)
         np.testing.assert_array_equal(screened.scores, plain.scores, err_msg=level)
         if min_screened:
@@ -76,9 +74,8 @@ def test_identical_where_screening_pauses(rng: np.random.Generator) -> None:
     check_top_k(result, reference(queries, items, eligibility(n, m, None, None)), k)
     index = recbatch.ItemIndex(items)
     for level in SCREEN_LEVELS:
-        _core.screen_stats(reset=True)
-        index.search(queries, k, simd=level, threads=2)
-        stats = _core.screen_stats(reset=True)
+        stats: dict[str, int] = {}
+        index.search(queries, k, simd=level, threads=2, stats=stats)
         assert stats["paused_tiles"] > 0, level
         assert stats["rescored_blocks"] + stats["rescored_items"] > 0, level
 
@@ -190,9 +187,12 @@ def test_logsumexp_turns_screening_off(rng: np.random.Generator) -> None:
     index = recbatch.ItemIndex(items)
     for level in SCREEN_LEVELS:
         plain = index.search(queries, 10, simd=FLOAT_LEVEL[level], logsumexp=True)
-        _core.screen_stats(reset=True)
-        screened = index.search(queries, 10, simd=level, logsumexp=True)
-        assert _core.screen_stats(reset=True)["screened_queries"] == 0
+        stats = {"screened_queries": 7}  # counters are added to what the dict holds
+        screened = index.search(queries, 10, simd=level, logsumexp=True, stats=stats)
+        assert stats["screened_queries"] == 7 and stats["paused_tiles"] == 0
+        unscreened = index.search(queries, 10, simd=level, stats=stats)
+        np.testing.assert_array_equal(unscreened.indices, plain.indices)
+        assert stats["screened_queries"] == 7 + 30
         np.testing.assert_array_equal(screened.indices, plain.indices)
         np.testing.assert_array_equal(screened.scores, plain.scores)
         assert screened.logsumexp is not None and plain.logsumexp is not None
