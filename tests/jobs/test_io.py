@@ -11,7 +11,9 @@ import http.server
 import itertools
 import lzma
 import os
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -297,6 +299,22 @@ def test_read_lines_rejects_an_endless_line(tmp_path: Path, monkeypatch: pytest.
         next(lines)
 
 
+@pytest.mark.parametrize(("length", "refused"), [(1000, False), (1001, True), (1100, True)])
+def test_read_lines_limit_is_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, length: int, refused: bool
+) -> None:
+    # A long line that ends within a later chunk counts too, not only an unfinished tail.
+    monkeypatch.setattr(jobio, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(jobio, "READ_CHUNK_BYTES", 256)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"x" * length + b"\nok\n")
+    if refused:
+        with pytest.raises(JobIOError, match="a line is longer than"):
+            list(jobio.read_lines(str(path)))
+    else:
+        assert list(jobio.read_lines(str(path))) == [b"x" * length, b"ok"]
+
+
 def test_read_lines_key_on_local_path_is_rejected_at_once(tmp_path: Path) -> None:
     with pytest.raises(JobIOError, match="kmsKeyArn applies to s3:// paths only"):
         jobio.read_lines(str(tmp_path / "in.jsonl"), kms_key_arn="arn:aws:kms:us-east-1:1:key/x")
@@ -343,6 +361,50 @@ def test_http_input(http_root: tuple[str, Path]) -> None:
     assert list(jobio.read_lines(files[0].uri)) == LINES
     with pytest.raises(JobIOError, match=r"cannot read http://.*/missing.jsonl: .*404"):
         list(jobio.read_lines(f"{url}/missing.jsonl"))
+
+
+def test_an_input_name_that_climbs_out_of_a_local_output_path_is_refused(
+    http_root: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An http URL's last segment is percent-decoded ("..%2F" is "../"), and an S3 key may hold
+    # ".." segments (some servers store "in/../../x" as it is): their outputs would land outside
+    # a local output path. An S3 output path takes such names as plain keys.
+    url = f"{http_root[0]}/x/..%2F..%2Fescaped"
+    with pytest.raises(JobIOError, match=r"'\.\./\.\./escaped'\): its output would be written outside"):
+        jobio.list_input_files(url, output_path=str(tmp_path / "out"))
+    assert jobio.list_input_files(url, output_path="s3://bucket/out/")[0].name == "../../escaped"
+    climbing = InputFile(uri="s3://bucket/in/../../x.jsonl", name="../../x.jsonl")
+    monkeypatch.setattr(jobio, "_list_s3", lambda path, output_path: ([climbing], 0))
+    with pytest.raises(
+        JobIOError, match=r"the input s3://bucket/in/\.\./\.\./x\.jsonl has '\.\.' in its name"
+    ):
+        jobio.list_input_files("s3://bucket/in/", output_path=f"file://{tmp_path}/out/")
+    assert jobio.list_input_files("s3://bucket/in/", output_path="s3://bucket/out/") == [climbing]
+
+
+def test_a_stalled_http_input_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A server that accepts and never answers held the job for ever (no timeout by default).
+    monkeypatch.setattr(jobio, "HTTP_TIMEOUT_SECONDS", 0.5)
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/in.jsonl"
+        started = time.monotonic()
+        with pytest.raises(JobIOError, match=r"cannot read http://127\.0\.0\.1:\d+/in\.jsonl"):
+            list(jobio.read_lines(url))
+        assert time.monotonic() - started < 10
+    finally:
+        listener.close()
+
+
+def test_messages_for_a_missing_zstd_module_and_spent_upload_retries() -> None:
+    assert "backports.zstd" in jobio._explain(ImportError("no zstd", name="backports"))
+    spent = OSError(
+        "<bound method ClientCreator._create_api_method.<locals>._api_call of "
+        "<botocore.client.S3 object at 0x7f0>> failed after 6 attempts"
+    )
+    assert jobio._explain(spent) == (
+        "S3 refused a multipart upload call 6 times (was the upload aborted, or is S3 unreachable?)"
+    )
 
 
 def test_http_is_not_an_output(http_root: tuple[str, Path]) -> None:

@@ -72,6 +72,9 @@ BATCH_BYTES = 32 << 20
 #: Local output: after each this many bytes, the kernel is asked to start writing them to disk
 #: (see _LocalSink.write).
 WRITEBACK_BYTES = 32 << 20
+#: http(s) input: seconds to connect, and seconds without a byte, after which the read fails (a server
+#: that stalls would otherwise hold the job for ever; S3 has botocore's own timeouts).
+HTTP_TIMEOUT_SECONDS = 60.0
 #: S3 output below this size is one put_object; from it on, a multipart upload with parts of this size
 #: (16 MiB parts allow objects up to 160 GiB within S3's 10,000 parts).
 S3_PART_BYTES = 16 << 20
@@ -270,6 +273,8 @@ def _explain(exc: BaseException, bucket: str | None = None) -> str:
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return str(exc)
     if isinstance(exc, ImportError):
+        if exc.name in ("backports", "backports.zstd", "compression", "compression.zstd"):
+            return "zstandard (.zst) input needs Python 3.14 or the backports.zstd package"
         return f"this compression needs the Python package that provides {exc.name!r}"
     if isinstance(exc, EOFError):
         return "the compressed data ends early (is the file truncated?)"
@@ -278,8 +283,20 @@ def _explain(exc: BaseException, bucket: str | None = None) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"
     if isinstance(exc, OSError):
+        retried = _GAVE_UP.search(str(exc))
+        if retried:
+            # smart_open's retry of a multipart upload call keeps none of the errors it saw.
+            return (
+                f"S3 refused a multipart upload call {retried.group(1)} times "
+                "(was the upload aborted, or is S3 unreachable?)"
+            )
         return exc.strerror or str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {exc}"
+
+
+# smart_open.s3's message once its retries of a call are spent: "<bound method ..._api_call of
+# <botocore.client.S3 ...>> failed after 6 attempts" (the repr of the call, not its operation).
+_GAVE_UP = re.compile(r"^(?:functools\.partial\()?<bound method .*> failed after (\d+) attempts$", re.DOTALL)
 
 
 def _error(action: str, exc: BaseException, bucket: str | None = None) -> JobIOError:
@@ -311,6 +328,7 @@ def list_input_files(path: str, *, output_path: str | None = None) -> list[Input
     scheme = _scheme(path)
     if scheme in ("http", "https"):
         name = urllib.parse.unquote(urllib.parse.urlsplit(path).path.rstrip("/").rsplit("/", 1)[-1])
+        _check_output_name(path, name, output_path)
         return [InputFile(uri=path, name=name or "input")]
     if scheme in ("", "file"):
         files, skipped = _list_local(path, output_path)
@@ -323,7 +341,18 @@ def list_input_files(path: str, *, output_path: str | None = None) -> list[Input
     if not files:
         detail = f" ({skipped} under the output path {output_path} skipped)" if skipped else ""
         raise JobIOError(f"no input files found at {path}{detail}")
+    for file in files:
+        _check_output_name(file.uri, file.name, output_path)
     return sorted(files, key=lambda f: f.name)
+
+
+def _check_output_name(uri: str, name: str, output_path: str | None) -> None:
+    """JobIOError where the output for ``name`` would land outside a local output prefix."""
+    if output_path is not None and is_local_path(output_path) and ".." in name.split("/"):
+        raise JobIOError(
+            f"the input {uri} has '..' in its name ({name!r}): its output would be written outside "
+            f"the output path {output_path}"
+        )
 
 
 def _list_local(path: str, output_path: str | None) -> tuple[list[InputFile], int]:
@@ -435,7 +464,8 @@ def _open_input(uri: str, *, decompress: bool) -> Iterator[IO[bytes]]:
                 raw = stack.enter_context(cast("IO[bytes]", reader))
             elif scheme in ("http", "https"):
                 name = urllib.parse.urlsplit(uri).path
-                raw = stack.enter_context(cast("IO[bytes]", smart_open.http.open(uri, "rb")))
+                reader = smart_open.http.open(uri, "rb", timeout=HTTP_TIMEOUT_SECONDS)
+                raw = stack.enter_context(cast("IO[bytes]", reader))
             else:
                 raise JobIOError(f"cannot read {uri}: unsupported scheme {scheme}://")
             stream = raw
@@ -543,7 +573,8 @@ def _iter_line_chunks(uri: str) -> Iterator[list[bytes]]:
                 buffer = buffer.replace(b"\r\n", b"\n")
             lines = buffer.split(b"\n")
             pending = lines.pop()
-            if len(pending) > MAX_LINE_BYTES:
+            # Only the line carried over from earlier chunks can be longer than one chunk.
+            if len(pending) > MAX_LINE_BYTES or (lines and len(lines[0]) > MAX_LINE_BYTES):
                 raise JobIOError(
                     f"cannot read {uri}: a line is longer than {MAX_LINE_BYTES >> 20} MiB "
                     "(input must be JSON Lines, one record per line)"
