@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -67,6 +68,11 @@ def main() -> None:
         type=float,
         default=0.0,
         help="personalized ranking: the share of lines whose user is not in the model (ranked by popularity)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the work files (model, input, output, home); default: delete them",
     )
     args = parser.parse_args()
 
@@ -167,7 +173,10 @@ def main() -> None:
             f"lines read, ranked and written in the extension {lines_seconds:.2f} s ({100 * lines_seconds / total:.0f}%)"
         )
     print(f"peak resident memory during the job: {peak_rss_mib():,.0f} MiB")
-    print(f"(work files in {work})")
+    if args.keep:
+        print(f"(work files in {work})")
+    else:
+        shutil.rmtree(work)  # a million ranking lines leave about 2 GB
 
 
 if __name__ == "__main__":
