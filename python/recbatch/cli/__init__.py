@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from recbatch import __version__
 from recbatch.cli import api, demo, serve
 from recbatch.cli.common import CliError, add_global_options
 
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'recbatch <command> --help' for a command's options. Start with 'recbatch demo'.",
     )
     add_global_options(parser, top_level=True)
+    parser.add_argument("--version", action="version", version=f"recbatch {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="<command>", dest="command")
     commands.required = True
     api.add_commands(commands)
