@@ -12,6 +12,8 @@ would still need their exact scores.
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import workloads as w
 from numpy.typing import NDArray
@@ -36,6 +38,10 @@ def share(name: str, queries: NDArray[np.float32], items: NDArray[np.float32]) -
 
 
 def main() -> None:
+    # No options; parsed so that --help shows the docstring instead of running.
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     for name in ("W1", "W2", "W3"):
         queries, items = w.gaussian_arrays(w.WORKLOADS[name].scaled(0.01))
         share(name, queries, items)
